@@ -1,0 +1,1 @@
+"""The mesh's agents: thin glue between topics and engines (autodiscovered by the app)."""

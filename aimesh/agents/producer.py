@@ -1,0 +1,93 @@
+"""Producer: invents tasks with the LLM, or reads them from a JSONL file, onto `ai_topic`.
+
+Runs on the leader only, one task per tick, up to AIMESH_MAX_TASKS. Task ids from a file are
+derived from the file, so a restarted leader re-sends the same ids and the idempotent agents
+downstream ignore what they have already done.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import uuid
+from collections.abc import Iterator
+
+from aimesh import prompts, services
+from aimesh.app import app, settings
+from aimesh.llm.client import LLMError
+from aimesh.records import Task, now
+from aimesh.tasksource import TaskSpec, read_jsonl, spec_from_json
+from aimesh.telemetry import event, log_event, metric
+from aimesh.topics import tasks_topic
+
+AGENT = "producer"
+_numbers = itertools.count(1)
+_sent = 0
+_done = False
+_file_tasks: Iterator[TaskSpec] | None = None
+_bad_lines: list[str] = []
+
+
+async def _brainstorm() -> TaskSpec | None:
+    """Ask the model for one task; None (and an event saying why) when its answer is unusable."""
+    try:
+        result = await services.llm().chat(
+            prompts.brainstorm_messages(next(_numbers)),
+            schema=prompts.TASK_SCHEMA,
+            max_tokens=400,
+            temperature=0.8,
+        )
+        await metric(AGENT, "llm_latency_ms", result.latency_ms, tokens=result.completion_tokens)
+        spec = spec_from_json(result.json(), f"t-{uuid.uuid4().hex[:12]}")
+        ast.parse(spec.tests)
+    except (LLMError, ValueError, SyntaxError) as exc:
+        await event(AGENT, "brainstorm_failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        return None
+    return spec
+
+
+def _next_from_file() -> TaskSpec | None:
+    global _file_tasks
+    if _file_tasks is None:
+        _file_tasks = read_jsonl(settings.tasks or "", on_error=lambda e: _bad_lines.append(str(e)))
+    return next(_file_tasks, None)
+
+
+def to_task(spec: TaskSpec, source: str) -> Task:
+    """The first attempt of a new cycle; its id is the cycle's root id for its whole life."""
+    return Task(
+        cycle_id=spec.id,
+        attempt=1,
+        title=spec.title,
+        description=spec.description,
+        tests=spec.tests,
+        function_name=spec.function_name,
+        signature=spec.signature,
+        entry_point=spec.entry_point,
+        prompt=prompts.task_prompt(spec.title, spec.description, spec.signature, spec.tests),
+        source=source,
+        created_at=now(),
+    )
+
+
+@app.timer(interval=settings.task_interval, on_leader=True)
+async def produce() -> None:
+    global _sent, _done
+    if _done:
+        return
+    if settings.max_tasks is not None and _sent >= settings.max_tasks:
+        _done = True
+        await log_event(AGENT, f"produced {_sent} tasks, the configured maximum")
+        return
+    spec = _next_from_file() if settings.tasks else await _brainstorm()
+    while _bad_lines:
+        await event(AGENT, "bad_task_line", error=_bad_lines.pop(0))
+    if spec is None:
+        if settings.tasks:
+            _done = True
+            await log_event(AGENT, f"task file exhausted after {_sent} tasks")
+        return
+    task = to_task(spec, "file" if settings.tasks else "llm")
+    await tasks_topic.send(key=task.cycle_id, value=task)
+    _sent += 1
+    await event(AGENT, "task_created", cycle_id=task.cycle_id, title=task.title, number=_sent)

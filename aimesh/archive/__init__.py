@@ -1,0 +1,6 @@
+"""The CSV archive: one row per attempt and one per finished cycle, each written exactly once."""
+
+from aimesh.archive.csv_archive import CsvArchive
+from aimesh.archive.join import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CycleJoin
+
+__all__ = ["ATTEMPT_COLUMNS", "CYCLE_COLUMNS", "CsvArchive", "CycleJoin"]

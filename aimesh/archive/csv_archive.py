@@ -1,0 +1,84 @@
+"""Append-only CSV files that refuse a second row for the same key.
+
+Several workers may append to the same file, and Kafka delivers at least once, so the archive is
+its own last line of defence: under an exclusive file lock it reads whatever rows were added
+since it last looked, and skips a row whose key is already there.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class CsvArchive:
+    """One CSV file with a fixed column list, written through pandas, header exactly once."""
+
+    def __init__(self, path: Path, columns: Sequence[str], key: Sequence[str]) -> None:
+        self.path = path
+        self.columns = list(columns)
+        self.key = list(key)
+        self._seen: set[tuple[str, ...]] = set()
+        self._read_upto = 0
+
+    def _key_of(self, row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(row[name]) for name in self.key)
+
+    def _catch_up(self, handle: Any) -> None:
+        """Learn the keys of rows appended (by anyone) since the last look.
+
+        Rows are only ever appended in whole chunks under the lock, so the last offset read is
+        always a row boundary and only the new tail needs parsing.
+        """
+        handle.seek(0, io.SEEK_END)
+        size = handle.tell()
+        if size < self._read_upto:
+            self._seen.clear()
+            self._read_upto = 0
+        if size == self._read_upto:
+            return
+        handle.seek(self._read_upto)
+        tail = io.StringIO(handle.read().decode("utf-8"), newline="")
+        fieldnames = None if self._read_upto == 0 else self.columns
+        for row in csv.DictReader(tail, fieldnames=fieldnames):
+            self._seen.add(tuple(row.get(name) or "" for name in self.key))
+        self._read_upto = size
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Append the rows whose key is new; return how many were written."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self._catch_up(handle)
+                fresh, keys = [], set()
+                for row in rows:
+                    key = self._key_of(row)
+                    if key not in self._seen and key not in keys:
+                        keys.add(key)
+                        fresh.append({name: row.get(name, "") for name in self.columns})
+                if not fresh:
+                    return 0
+                text = pd.DataFrame(fresh, columns=self.columns).to_csv(
+                    index=False, header=self._read_upto == 0, lineterminator="\n"
+                )
+                handle.seek(0, io.SEEK_END)
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                self._seen |= keys
+                self._read_upto = handle.tell()
+                return len(fresh)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def read(self) -> pd.DataFrame:
+        """The whole file as a DataFrame (empty, with the columns, before the first row)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return pd.DataFrame(columns=self.columns)
+        return pd.read_csv(self.path, keep_default_na=False, dtype={name: str for name in self.key})

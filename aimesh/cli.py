@@ -1,0 +1,218 @@
+"""The `aimesh` command: `up` runs the whole mesh; `broker`, `llm` and `worker` run one part each.
+
+`aimesh up` starts only what is missing (the embedded broker when AIMESH_BROKER_URL is unset, the
+embedded LLM server when no Ollama answers), runs one Faust worker with every agent and the web
+server, prints progress, and stops everything it started on Ctrl-C or after --max-cycles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from aimesh.settings import EMBEDDED_EMBED_MODEL, ConfigError, Settings
+
+
+def _worker_command(log_level: str = "info") -> list[str]:
+    return [sys.executable, "-m", "faust", "-A", "aimesh.app", "worker", "-l", log_level]
+
+
+class Mesh:
+    """The processes `aimesh up` started, stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def add(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        self.processes.append((name, process))
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+    def dead(self) -> str | None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                return f"{name} exited with status {process.returncode}"
+        return None
+
+
+def _env_for_up(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    if args.tasks:
+        env["AIMESH_TASKS"] = args.tasks
+    if args.web_port:
+        env["AIMESH_WEB_PORT"] = str(args.web_port)
+    if args.max_cycles and not env.get("AIMESH_MAX_TASKS"):
+        env["AIMESH_MAX_TASKS"] = str(args.max_cycles)
+    env.setdefault("AIMESH_RUN_ID", time.strftime("%Y%m%d%H%M%S"))
+    return env
+
+
+def _progress(settings: Settings, baseline: int) -> tuple[int, int, int]:
+    from aimesh.archive import CYCLE_COLUMNS, CsvArchive
+
+    cycles = CsvArchive(settings.tables_dir / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",)).read()
+    new = cycles.iloc[baseline:]
+    passed = int((new["outcome"] == "passed").sum())
+    return len(new), passed, len(new) - passed
+
+
+def up(args: argparse.Namespace) -> int:
+    """Start what is missing, run the worker, report progress; 0 once --max-cycles finished."""
+    from aimesh.embedded.broker import start_tansu
+    from aimesh.embedded.llm import find_ollama, start_embedded_llm
+
+    env = _env_for_up(args)
+    settings = Settings.from_env(env)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    mesh = Mesh()
+    embedded = []
+    try:
+        if not settings.broker_url:
+            broker, url = start_tansu()
+            mesh.add("broker", broker)
+            env["AIMESH_BROKER_URL"] = url
+            embedded.append("broker")
+            print(f"broker: embedded Tansu at {url}", flush=True)
+        else:
+            print(f"broker: {settings.broker_url}", flush=True)
+        host = find_ollama(settings.ollama_host)
+        if host is None:
+            print("llm: no Ollama answers; starting the embedded server (SmolLM2 + e5)", flush=True)
+            server, host = start_embedded_llm(logs / "llm.log")
+            mesh.add("llm", server)
+            embedded.append("llm")
+            env.setdefault("AIMESH_EMBED_MODEL", EMBEDDED_EMBED_MODEL)
+        env["OLLAMA_HOST"] = host
+        env["AIMESH_EMBEDDED"] = ",".join(embedded)
+        print(f"llm: {host}", flush=True)
+        baseline = _progress(settings, 0)[0]
+        with open(logs / "worker.log", "ab") as log:
+            worker = subprocess.Popen(
+                _worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        mesh.add("worker", worker)
+        print(
+            f"worker: running (log {logs / 'worker.log'}); "
+            f"dashboard http://{settings.web_host}:{env.get('AIMESH_WEB_PORT', settings.web_port)}"
+            "/dashboard",
+            flush=True,
+        )
+        return _watch(mesh, settings, baseline, args.max_cycles)
+    except KeyboardInterrupt:
+        print("\nstopping", flush=True)
+        return 130
+    finally:
+        mesh.stop()
+
+
+def _watch(mesh: Mesh, settings: Settings, baseline: int, max_cycles: int | None) -> int:
+    shown = None
+    while True:
+        finished, passed, gave_up = _progress(settings, baseline)
+        if (finished, passed, gave_up) != shown:
+            target = f"/{max_cycles}" if max_cycles else ""
+            print(
+                f"cycles finished {finished}{target} (passed {passed}, gave up {gave_up})",
+                flush=True,
+            )
+            shown = (finished, passed, gave_up)
+        if max_cycles and finished >= max_cycles:
+            return 0
+        problem = mesh.dead()
+        if problem:
+            print(f"error: {problem}; see {settings.data_dir / 'logs'}", file=sys.stderr)
+            return 1
+        time.sleep(1.0)
+
+
+def broker(args: argparse.Namespace) -> int:
+    """Run the embedded broker in the foreground (the Procfile's `broker`)."""
+    from aimesh.embedded.broker import start_tansu, stop
+
+    process, url = start_tansu(port=args.port)
+    print(f"embedded Tansu broker at {url}", flush=True)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(process)
+
+
+def llm(args: argparse.Namespace) -> int:
+    """Run the embedded Ollama-compatible server in the foreground (the Procfile's `llm`)."""
+    from aimesh.llm.server import main as serve
+
+    serve(["--host", args.host, "--port", str(args.port)])
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """One Faust worker with every agent: how replicas scale (`faust -A aimesh.app worker`).
+
+    Waits for the broker to listen first, so `honcho start` may start all parts at once.
+    """
+    from aimesh.app import DEFAULT_BROKER
+    from aimesh.embedded.broker import wait_for_port
+
+    url = Settings.from_env().broker_url or DEFAULT_BROKER
+    host, _, port = url.split("://", 1)[1].split(",")[0].rpartition(":")
+    if not wait_for_port(host, int(port), timeout=args.wait):
+        print(f"aimesh: no broker listens at {url} (AIMESH_BROKER_URL)", file=sys.stderr)
+        return 1
+    command = _worker_command(args.log_level)
+    os.execv(command[0], command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aimesh",
+        description="LLM agents over Kafka that write, test, review and archive Python code.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("up", help="run the whole mesh, starting whatever is missing")
+    run.add_argument("--max-cycles", type=int, help="exit 0 once N cycles have finished")
+    run.add_argument("--tasks", help="a JSONL task file (own or HumanEval format)")
+    run.add_argument("--web-port", type=int, help="port of the dashboard and JSON views")
+    run.set_defaults(handler=up)
+    b = commands.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
+    b.add_argument("--port", type=int, default=9092)
+    b.set_defaults(handler=broker)
+    s = commands.add_parser("llm", help="run the embedded Ollama-compatible LLM server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=11434)
+    s.set_defaults(handler=llm)
+    w = commands.add_parser("worker", help="run one Faust worker against the configured broker")
+    w.add_argument("-l", "--log-level", default="info")
+    w.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the broker")
+    w.set_defaults(handler=worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        Settings.from_env(_env_for_up(args) if args.command == "up" else os.environ)
+        code = args.handler(args)
+    except ConfigError as exc:
+        print(f"aimesh: configuration error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

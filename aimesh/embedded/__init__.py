@@ -1,0 +1,1 @@
+"""The embedded defaults `aimesh up` starts when nothing external is configured: broker, LLM."""

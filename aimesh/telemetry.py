@@ -1,0 +1,47 @@
+"""Structured telemetry to `ai_telemetry`, in exactly the seed schema.
+
+Telemetry must never take an agent down: a failure to publish is logged and forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aimesh.records import Telemetry, now
+from aimesh.topics import telemetry_topic
+
+log = logging.getLogger(__name__)
+
+
+async def emit(
+    agent: str,
+    type: str,
+    message: str,
+    value: float | None = None,
+    *,
+    cycle_id: str = "",
+    **extra: Any,
+) -> None:
+    """Publish one record keyed by its cycle (or its agent), so it sits with the cycle's events."""
+    if cycle_id:
+        extra["cycle_id"] = cycle_id
+    record = Telemetry(
+        agent=agent, type=type, message=message, value=value, timestamp=now(), extra=extra
+    )
+    try:
+        await telemetry_topic.send(key=cycle_id or agent, value=record)
+    except Exception:
+        log.exception("telemetry from %s could not be published", agent)
+
+
+async def log_event(agent: str, message: str, *, cycle_id: str = "", **extra: Any) -> None:
+    await emit(agent, "log", message, cycle_id=cycle_id, **extra)
+
+
+async def metric(agent: str, name: str, value: float, *, cycle_id: str = "", **extra: Any) -> None:
+    await emit(agent, "metric", name, value, cycle_id=cycle_id, **extra)
+
+
+async def event(agent: str, name: str, *, cycle_id: str = "", **extra: Any) -> None:
+    await emit(agent, "event", name, cycle_id=cycle_id, **extra)

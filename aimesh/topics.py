@@ -1,0 +1,30 @@
+"""Every topic of the mesh in one place: its name, its record type, its partition count.
+
+All topics share one partition count and JSON keys (the root task id), so a cycle's messages
+are co-partitioned and the tables that join them stay correct with many workers.
+"""
+
+from __future__ import annotations
+
+from aimesh.app import app, settings
+from aimesh.records import DeadLetter, Review, Solution, Task, Telemetry, Verdict
+
+TASKS = "ai_topic"
+SOLUTIONS = "ai_solutions"
+VERIFIED = "ai_verified_solutions"
+FAILED = "ai_failed_solutions"
+REVIEWS = "ai_reviews"
+TELEMETRY = "ai_telemetry"
+DEAD_LETTERS = "ai_dead_letters"
+
+ALL = (TASKS, SOLUTIONS, VERIFIED, FAILED, REVIEWS, TELEMETRY, DEAD_LETTERS)
+
+_partitions = settings.partitions
+
+tasks_topic = app.topic(TASKS, value_type=Task, partitions=_partitions)
+solutions_topic = app.topic(SOLUTIONS, value_type=Solution, partitions=_partitions)
+verified_topic = app.topic(VERIFIED, value_type=Verdict, partitions=_partitions)
+failed_topic = app.topic(FAILED, value_type=Verdict, partitions=_partitions)
+reviews_topic = app.topic(REVIEWS, value_type=Review, partitions=_partitions)
+telemetry_topic = app.topic(TELEMETRY, value_type=Telemetry, partitions=_partitions)
+dead_letters_topic = app.topic(DEAD_LETTERS, value_type=DeadLetter, partitions=_partitions)

@@ -1,0 +1,52 @@
+"""Figures about the run, computed from the CSV archive: the one record every worker shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def _mean(series: pd.Series) -> float | None:
+    numbers = pd.to_numeric(series, errors="coerce").dropna()
+    return None if numbers.empty else round(float(numbers.mean()), 3)
+
+
+def _numeric(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce")
+
+
+def summarize(cycles: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, Any]:
+    """Counts by status and outcome, pass rates (first try, after fixes), mean attempts, latency."""
+    finished = len(cycles)
+    outcomes = cycles["outcome"].value_counts().to_dict() if finished else {}
+    passed = int(outcomes.get("passed", 0))
+    attempts_n = pd.to_numeric(cycles.get("attempts", pd.Series(dtype=float)), errors="coerce")
+    first_try = int(((cycles["outcome"] == "passed") & (attempts_n == 1)).sum()) if finished else 0
+    statuses = attempts["status"].value_counts().to_dict() if len(attempts) else {}
+    return {
+        "cycles_finished": finished,
+        "passed": passed,
+        "gave_up": int(outcomes.get("gave_up", 0)),
+        "attempts": len(attempts),
+        "attempts_by_status": {str(k): int(v) for k, v in statuses.items()},
+        "pass_rate_first_try": round(first_try / finished, 3) if finished else None,
+        "pass_rate_after_fixes": round(passed / finished, 3) if finished else None,
+        "mean_attempts": _mean(attempts_n) if finished else None,
+        "mean_llm_latency_ms": _mean(attempts["llm_latency_ms"]) if len(attempts) else None,
+        "mean_review_score": _mean(attempts["review_score"]) if len(attempts) else None,
+    }
+
+
+def latest_cycles(cycles: pd.DataFrame, attempts: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` finished cycles, each with its attempts in order."""
+    newest = cycles.tail(limit).iloc[::-1]
+    by_cycle = {key: group for key, group in attempts.groupby("cycle_id")} if len(attempts) else {}
+    result = []
+    for row in newest.to_dict("records"):
+        group = by_cycle.get(row["cycle_id"])
+        rows = (
+            [] if group is None else group.sort_values("attempt", key=_numeric).to_dict("records")
+        )
+        result.append({**row, "attempt_rows": rows})
+    return result

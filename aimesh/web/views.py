@@ -1,0 +1,102 @@
+"""JSON views and the dashboard page on the Faust worker's web server (127.0.0.1 by default)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from faust import StreamT, web
+
+from aimesh.agents.persistence import attempts_csv, cycles_csv
+from aimesh.app import app, settings
+from aimesh.records import Telemetry
+from aimesh.topics import telemetry_topic
+from aimesh.web.summary import latest_cycles, summarize
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+MAX_LIMIT = 1000
+_started = time.time()
+recent_telemetry: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LIMIT)
+
+
+class BadRequest(ValueError):
+    """A query parameter is unusable; answered with HTTP 400 and the reason."""
+
+
+def _limit(request: web.Request, default: int) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw!r}")
+    return int(raw)
+
+
+def parts() -> dict[str, Any]:
+    """Which parts are embedded or external; `aimesh up` says so through AIMESH_EMBEDDED_*."""
+    embedded = set(filter(None, os.environ.get("AIMESH_EMBEDDED", "").split(",")))
+    return {
+        "broker": {"url": str(app.conf.broker[0]) if app.conf.broker else "",
+                   "embedded": "broker" in embedded},
+        "llm": {"host": settings.ollama_host or "http://127.0.0.1:11434",
+                "embedded": "llm" in embedded,
+                "chat_model": settings.chat_model, "embed_model": settings.embed_model},
+        "memory": {"url": settings.qdrant_url or str(settings.memory_path),
+                   "embedded": settings.qdrant_url is None},
+    }  # fmt: skip
+
+
+@app.agent(telemetry_topic, name="telemetry_feed")
+async def telemetry_feed(stream: StreamT[Telemetry]) -> None:
+    """Keep the latest telemetry of this worker's partitions in memory for the views."""
+    async for record in stream:
+        recent_telemetry.append(record.asdict())
+
+
+@app.page("/api/status")
+class Status(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        return self.json(
+            {
+                "app": app.conf.id,
+                "uptime_s": round(time.time() - _started, 1),
+                "parts": parts(),
+                "agents": {name: not agent.should_stop for name, agent in app.agents.items()},
+            }
+        )
+
+
+@app.page("/api/summary")
+class Summary(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        return self.json(summarize(cycles_csv.read(), attempts_csv.read()))
+
+
+@app.page("/api/cycles")
+class Cycles(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        try:
+            limit = _limit(request, 20)
+        except BadRequest as exc:
+            return self.json({"error": str(exc)}, status=400)
+        return self.json({"cycles": latest_cycles(cycles_csv.read(), attempts_csv.read(), limit)})
+
+
+@app.page("/api/telemetry")
+class TelemetryView(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        try:
+            limit = _limit(request, 100)
+        except BadRequest as exc:
+            return self.json({"error": str(exc)}, status=400)
+        return self.json({"events": list(recent_telemetry)[-limit:][::-1]})
+
+
+@app.page("/dashboard")
+class Dashboard(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        page = WEB_DIR / "index.html"
+        if not page.is_file():
+            return self.text(f"dashboard page not found at {page}", status=404)
+        return self.html(page.read_text(encoding="utf-8"))

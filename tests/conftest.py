@@ -1,0 +1,164 @@
+"""Shared fixtures: a real broker (Tansu, over a real connection), a scripted LLM served over
+Ollama's HTTP API, and one real mesh worker process pointed at both, as a user would run it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aimesh.archive import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CsvArchive
+from aimesh.embedded.broker import free_port, start_tansu, stop
+from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
+
+MAX_FIXES = 2
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    process, url = start_tansu()
+    yield url
+    stop(process)
+
+
+class LLMThread:
+    """The scripted LLM on its own event loop, so tests may block without starving it."""
+
+    def __init__(self) -> None:
+        self.llm = ScriptedLLM()
+        self.port = free_port()
+        self.host = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(serve(self.llm, self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> LLMThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def scripted_llm() -> Iterator[LLMThread]:
+    server = LLMThread().start()
+    yield server
+    server.stop()
+
+
+class Worker:
+    """A running `aimesh worker` process and the places where its results appear."""
+
+    def __init__(self, root: Path, env: dict[str, str], web_port: int) -> None:
+        self.root = root
+        self.env = env
+        self.web = f"http://127.0.0.1:{web_port}"
+        self.tables = Path(env["AIMESH_TABLES_DIR"])
+        self.log = root / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aimesh", "worker"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+                start_new_session=True,
+            )  # fmt: skip
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process and self.process.poll() is None, self.log_tail()
+            try:
+                if httpx.get(f"{self.web}/api/status", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready in {timeout} s\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cycles(self) -> list[dict[str, Any]]:
+        path = self.tables / "cycles.csv"
+        return CsvArchive(path, CYCLE_COLUMNS, ("cycle_id",)).read().to_dict("records")
+
+    def attempts(self, cycle_id: str) -> list[dict[str, Any]]:
+        frame = CsvArchive(self.tables / "attempts.csv", ATTEMPT_COLUMNS, ("cycle_id",)).read()
+        rows = frame[frame["cycle_id"] == cycle_id].to_dict("records")
+        return sorted(rows, key=lambda row: int(row["attempt"]))
+
+    def wait_cycle(self, cycle_id: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [row for row in self.cycles() if row["cycle_id"] == cycle_id]
+            if found:
+                return found[0]
+            assert self.process and self.process.poll() is None, self.log_tail()
+            time.sleep(0.2)
+        raise AssertionError(f"cycle {cycle_id} did not finish in {timeout} s\n{self.log_tail()}")
+
+
+def worker_env(root: Path, broker_url: str, llm_host: str, web_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMESH_")}
+    env.update(
+        AIMESH_BROKER_URL=broker_url,
+        OLLAMA_HOST=llm_host,
+        AIMESH_CHAT_MODEL=CHAT_MODEL,
+        AIMESH_EMBED_MODEL=EMBED_MODEL,
+        AIMESH_DATA_DIR=str(root / "data"),
+        AIMESH_TABLES_DIR=str(root / "tables"),
+        AIMESH_MAX_TASKS="0",
+        AIMESH_MAX_FIXES=str(MAX_FIXES),
+        AIMESH_WEB_PORT=str(web_port),
+        AIMESH_SANDBOX_TIMEOUT="5",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def worker(
+    tmp_path_factory: pytest.TempPathFactory, broker_url: str, scripted_llm: LLMThread
+) -> Iterator[Worker]:
+    root = tmp_path_factory.mktemp("mesh")
+    port = free_port()
+    running = Worker(root, worker_env(root, broker_url, scripted_llm.host, port), port)
+    running.start()
+    yield running
+    running.stop()
+
+
+def json_key(cycle_id: str) -> bytes:
+    """Keys are JSON on the mesh (Faust's key_serializer='json')."""
+    return json.dumps(cycle_id).encode()

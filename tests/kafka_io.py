@@ -1,0 +1,60 @@
+"""Reading and writing the mesh's topics over a real Kafka connection, as an outside client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+def _bootstrap(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+async def _produce(url: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(url))
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+def produce(url: str, topic: str, *messages: tuple[bytes | None, bytes]) -> None:
+    asyncio.run(_produce(url, topic, list(messages)))
+
+
+def _loads(raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+async def _read(url: str, topic: str, idle: float) -> list[tuple[Any, Any]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=_bootstrap(url), auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None,
+    )  # fmt: skip
+    await consumer.start()
+    found: list[tuple[Any, Any]] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(idle * 1000))
+            if not batch:
+                return found
+            for records in batch.values():
+                for record in records:
+                    found.append((_loads(record.key), _loads(record.value)))
+    finally:
+        await consumer.stop()
+
+
+def read_topic(url: str, topic: str, idle: float = 1.5) -> list[tuple[Any, Any]]:
+    """Every (key, value) on the topic so far, values parsed as JSON."""
+    return asyncio.run(_read(url, topic, idle))

@@ -1,0 +1,203 @@
+"""The whole mesh, as a user sees it: tasks go in on `ai_topic`, rows come out in `tables/`.
+
+One real worker process runs against a real broker given by URL (the way a production worker
+meets an external Kafka cluster) and a scripted LLM behind Ollama's HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+
+from aimesh.records import Review, Solution, Task, Verdict
+from tests.conftest import MAX_FIXES, Worker, json_key
+from tests.kafka_io import produce, read_topic
+
+TESTS = "assert add(1, 2) == 3\nassert add(0, 0) == 0\nassert add(-1, 1) == 0"
+
+
+def new_task(marker: str, cycle_id: str | None = None) -> Task:
+    cycle_id = cycle_id or f"{marker.strip('[]')}-{uuid.uuid4().hex[:8]}"
+    title = f"{marker} add two numbers"
+    return Task(
+        cycle_id=cycle_id,
+        attempt=1,
+        title=title,
+        description="Return the sum of a and b.",
+        tests=TESTS,
+        function_name="add",
+        signature="def add(a, b):",
+        prompt=f"Task: {title}\nReturn the sum of a and b.\n\nIt must pass these tests:\n{TESTS}",
+        source="test",
+    )
+
+
+def send(worker: Worker, broker_url: str, task: Task) -> str:
+    produce(broker_url, "ai_topic", (json_key(task.cycle_id), task.dumps()))
+    return task.cycle_id
+
+
+def test_a_passing_cycle_is_archived_with_code_verdict_and_review(worker, broker_url):
+    cycle_id = send(worker, broker_url, new_task("[pass]"))
+    cycle = worker.wait_cycle(cycle_id)
+    assert cycle["outcome"] == "passed"
+    assert int(cycle["attempts"]) == 1
+    (attempt,) = worker.attempts(cycle_id)
+    assert "return a + b" in attempt["code"]
+    assert attempt["status"] == "passed"
+    assert float(attempt["review_score"]) == 0.8
+    assert attempt["critique"] == "Clear and correct."
+    assert attempt["model"] == "scripted-coder"
+    verified = [v for k, v in read_topic(broker_url, "ai_verified_solutions") if k == cycle_id]
+    assert [v["outcome"] for v in verified] == ["passed"]
+
+
+def test_a_failure_comes_back_as_fix_this_code_then_passes(worker, broker_url):
+    cycle_id = send(worker, broker_url, new_task("[fix]"))
+    cycle = worker.wait_cycle(cycle_id)
+    assert (cycle["outcome"], int(cycle["attempts"])) == ("passed", 2)
+    first, second = worker.attempts(cycle_id)
+    assert (first["status"], second["status"]) == ("failed", "passed")
+    assert "assert add(1, 2) == 3" in first["error"]
+    assert second["task"].startswith("FIX THIS CODE:")
+    assert "return a - b" in second["task"] and "assert add(1, 2) == 3" in second["task"]
+    tasks = [v for k, v in read_topic(broker_url, "ai_topic") if k == cycle_id]
+    assert [t["attempt"] for t in tasks] == [1, 2]
+    failed = [v for k, v in read_topic(broker_url, "ai_failed_solutions") if k == cycle_id]
+    assert [(v["status"], v["outcome"]) for v in failed] == [("failed", "")]
+
+
+def test_spent_retry_budget_ends_the_cycle_once_as_gave_up(worker, broker_url):
+    cycle_id = send(worker, broker_url, new_task("[fail]"))
+    cycle = worker.wait_cycle(cycle_id)
+    assert (cycle["outcome"], int(cycle["attempts"])) == ("gave_up", MAX_FIXES + 1)
+    assert [row["attempt"] for row in worker.attempts(cycle_id)] == [1, 2, 3]
+    tasks = [v for k, v in read_topic(broker_url, "ai_topic") if k == cycle_id]
+    assert [t["attempt"] for t in tasks] == [1, 2, 3], "no fix task beyond the budget"
+    failed = [v for k, v in read_topic(broker_url, "ai_failed_solutions") if k == cycle_id]
+    assert [v["outcome"] for v in failed] == ["", "", "gave_up"]
+    assert [v["fixes_left"] for v in failed] == [1, 0, 0]
+    assert sum(row["cycle_id"] == cycle_id for row in worker.cycles()) == 1
+
+
+def test_redelivered_messages_create_no_second_row_or_fix(worker, broker_url):
+    task = new_task("[fix]")
+    send(worker, broker_url, task)
+    send(worker, broker_url, task)
+    worker.wait_cycle(task.cycle_id)
+    for topic in ("ai_topic", "ai_solutions", "ai_failed_solutions", "ai_verified_solutions",
+                  "ai_reviews"):  # fmt: skip
+        again = [(json_key(task.cycle_id), json.dumps(v).encode()) for k, v in read_topic(broker_url, topic)
+                 if k == task.cycle_id]  # fmt: skip
+        produce(broker_url, topic, *again)
+    marker = send(worker, broker_url, new_task("[pass]"))
+    worker.wait_cycle(marker)
+    assert [row["attempt"] for row in worker.attempts(task.cycle_id)] == [1, 2]
+    assert sum(row["cycle_id"] == task.cycle_id for row in worker.cycles()) == 1
+    fixes = [v for k, v in read_topic(broker_url, "ai_topic") if k == task.cycle_id]
+    assert sorted({t["attempt"] for t in fixes}) == [1, 2]
+    solutions = [v for k, v in read_topic(broker_url, "ai_solutions") if k == task.cycle_id]
+    assert len(solutions) == 2 * 2, "only the test's own re-sends, no new solution"
+
+
+def test_a_stored_failure_is_recalled_into_the_fix_prompt(worker, broker_url, scripted_llm):
+    cycle_id = send(worker, broker_url, new_task("[fix]"))
+    worker.wait_cycle(cycle_id)
+    fix_prompts = [
+        chat["messages"][-1]["content"]
+        for chat in scripted_llm.llm.chats
+        if cycle_id in str(chat) or "FIX THIS CODE:" in chat["messages"][-1]["content"]
+    ]
+    recalled = [p for p in fix_prompts if "Lessons from similar past attempts" in p]
+    assert recalled, "the fix prompt carries memories"
+    assert "return a - b" in recalled[-1] and "failed with" in recalled[-1]
+    second = worker.attempts(cycle_id)[1]
+    assert int(second["memories_used"]) >= 1
+
+
+def test_garbage_from_the_llm_is_a_clear_failed_attempt(worker, broker_url):
+    no_code = send(worker, broker_url, new_task("[garbage]"))
+    bad_json = send(worker, broker_url, new_task("[badjson]"))
+    cycle = worker.wait_cycle(no_code)
+    assert cycle["outcome"] == "gave_up"
+    first = worker.attempts(no_code)[0]
+    assert (first["status"], first["error_type"]) == ("error", "NoCode")
+    assert "no Python code" in first["error"]
+    worker.wait_cycle(bad_json)
+    (reviewed,) = worker.attempts(bad_json)
+    assert reviewed["status"] == "passed"
+    assert str(reviewed["review_valid"]) == "False"
+    assert reviewed["critique"].startswith("Review unavailable: not JSON")
+
+
+def _invalid_records() -> dict[str, bytes]:
+    """Well-formed JSON of the right shape whose values break the rules."""
+    task = new_task("[pass]", cycle_id="invalid")
+    bad_task = Task(**{**task.asdict(), "attempt": 0})
+    return {
+        "ai_topic": bad_task.dumps(),
+        "ai_solutions": Solution(cycle_id="invalid", attempt=1, task=bad_task, code="x").dumps(),
+        "ai_verified_solutions": Verdict(
+            cycle_id="invalid", attempt=1, status="splendid", passed=True
+        ).dumps(),
+        "ai_failed_solutions": Verdict(
+            cycle_id="", attempt=1, status="failed", passed=False
+        ).dumps(),
+        "ai_reviews": Review(cycle_id="invalid", attempt=1, score=7.0, critique="").dumps(),
+    }
+
+
+def test_malformed_messages_go_to_the_dead_letter_topic_and_agents_go_on(worker, broker_url):
+    invalid = _invalid_records()
+    for topic, payload in invalid.items():
+        produce(broker_url, topic, (json_key(f"bad-{topic}"), b"{this is not json"))
+        produce(broker_url, topic, (json_key(f"bad-{topic}"), b'{"cycle_id": "x"}'))
+        produce(broker_url, topic, (json_key("invalid"), payload))
+    survivor = send(worker, broker_url, new_task("[pass]"))
+    assert worker.wait_cycle(survivor)["outcome"] == "passed"
+    letters = [v for _, v in read_topic(broker_url, "ai_dead_letters")]
+    for topic in invalid:
+        mine = [letter for letter in letters if letter["topic"] == topic]
+        reasons = [letter["reason"] for letter in mine]
+        assert len(mine) == 3, f"one letter per bad message on {topic}: {reasons}"
+        by_payload = {letter["payload"]: letter["reason"] for letter in mine}
+        assert by_payload["{this is not json"].startswith("undecodable value"), reasons
+        assert "missing" in by_payload['{"cycle_id": "x"}'], reasons
+        assert by_payload[invalid[topic].decode()].startswith("invalid "), reasons
+
+
+def test_telemetry_follows_the_seed_schema(worker, broker_url):
+    worker.wait_cycle(send(worker, broker_url, new_task("[fix]")))
+    records = [v for _, v in read_topic(broker_url, "ai_telemetry")]
+    assert records
+    for record in records:
+        assert set(record) == {"agent", "type", "message", "value", "timestamp", "extra"}
+        assert record["type"] in ("log", "metric", "event")
+        assert isinstance(record["timestamp"], float) and isinstance(record["extra"], dict)
+    agents = {r["agent"] for r in records}
+    assert {"consumer", "sandbox", "reviewer", "persistence"} <= agents
+    assert {r["type"] for r in records} == {"log", "metric", "event"}
+    names = {r["message"] for r in records}
+    assert {"llm_latency_ms", "completion_tokens", "sandbox_ms", "retry"} <= names
+
+
+def test_json_views_report_the_run(worker, broker_url):
+    worker.wait_cycle(send(worker, broker_url, new_task("[pass]")))
+    summary = httpx.get(f"{worker.web}/api/summary").json()
+    assert summary["cycles_finished"] >= 1 and summary["passed"] >= 1
+    assert 0 <= summary["pass_rate_first_try"] <= summary["pass_rate_after_fixes"] <= 1
+    assert summary["mean_llm_latency_ms"] is not None
+    cycles = httpx.get(f"{worker.web}/api/cycles", params={"limit": 2}).json()["cycles"]
+    assert len(cycles) == 2 and cycles[0]["attempt_rows"]
+    events = httpx.get(f"{worker.web}/api/telemetry", params={"limit": 5}).json()["events"]
+    assert 0 < len(events) <= 5
+    status = httpx.get(f"{worker.web}/api/status").json()
+    assert status["parts"]["broker"]["embedded"] is False
+    assert all(status["agents"].values())
+    for bad in ("0", "-1", "abc", "100000"):
+        response = httpx.get(f"{worker.web}/api/cycles", params={"limit": bad})
+        assert response.status_code == 400 and "limit" in response.json()["error"]
+    page = httpx.get(f"{worker.web}/dashboard")
+    assert page.status_code == 200 and "AI-Mesh" in page.text

@@ -1,0 +1,183 @@
+"""The sandbox engine end to end: real child processes, small limits so the file stays fast."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from aimesh.sandbox import STATUSES, Limits, RunResult, build_program, run_program
+
+ADD = "def add(a, b):\n    return a + b\n"
+WRONG_ADD = "def add(a, b):\n    return a - b\n"
+HUMANEVAL_TESTS = textwrap.dedent(
+    """
+    METADATA = {"author": "jt", "dataset": "test"}
+
+
+    def check(candidate):
+        assert candidate(2, 3) == 5
+        assert candidate(-1, 1) == 0
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    """True if pid runs and is not a zombie (a container's PID 1 may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.asyncio
+async def test_passing_program() -> None:
+    result = await run_program(build_program(ADD + "print('hi')", "assert add(1, 2) == 3"))
+    assert result.status == "passed" and result.passed
+    assert result.exit_code == 0 and result.error_type == "" and result.error_line is None
+    assert result.stdout == "hi\n"
+    assert result.duration_ms > 0
+    assert result.to_dict()["status"] == "passed"
+
+
+@pytest.mark.asyncio
+async def test_failed_assertion_names_the_line() -> None:
+    program = build_program(WRONG_ADD, "assert add(1, 1) == 0\nassert add(1, 2) == 3")
+    result = await run_program(program)
+    assert result.status == "failed" and not result.passed
+    assert result.error_type == "AssertionError"
+    assert "assert add(1, 2) == 3" in result.error
+    line = program.splitlines().index("assert add(1, 2) == 3") + 1
+    assert result.error_line == line
+
+
+@pytest.mark.asyncio
+async def test_other_exception_is_an_error() -> None:
+    program = "def div(a, b):\n    return a / b\n\nassert div(1, 0) == 0\n"
+    result = await run_program(program)
+    assert result.status == "error"
+    assert result.error_type == "ZeroDivisionError"
+    assert result.error_line == 2
+    assert "division by zero" in result.error and "assert div(1, 0) == 0" in result.error
+    assert "ZeroDivisionError" in result.stderr
+
+
+@pytest.mark.asyncio
+async def test_syntax_error() -> None:
+    result = await run_program("x = 1\ndef f(:\n    pass\n")
+    assert result.status == "error"
+    assert result.error_type == "SyntaxError"
+    assert result.error_line == 2
+
+
+@pytest.mark.asyncio
+async def test_wall_clock_timeout() -> None:
+    result = await run_program("import time\ntime.sleep(60)\n", Limits(timeout_s=0.5))
+    assert result.status == "timeout" and result.error_type == "Timeout"
+    assert result.duration_ms < 3000
+
+
+@pytest.mark.asyncio
+async def test_cpu_limit() -> None:
+    result = await run_program("while True:\n    pass\n", Limits(cpu_s=1, timeout_s=8))
+    assert result.status == "timeout" and result.error_type == "CPULimit"
+    assert result.duration_ms < 5000
+
+
+@pytest.mark.asyncio
+async def test_memory_limit() -> None:
+    result = await run_program("x = bytearray(2 * 1024**3)\n", Limits(memory_mb=256))
+    assert result.status == "limit" and result.error_type == "MemoryError"
+    assert result.error_line == 1
+
+
+@pytest.mark.asyncio
+async def test_file_size_limit() -> None:
+    program = "with open('big', 'wb') as f:\n    f.write(b'x' * (3 * 1024 * 1024))\n"
+    result = await run_program(program, Limits(file_size_mb=1))
+    assert result.status == "limit" and result.error_type == "FileSizeLimit"
+
+
+@pytest.mark.asyncio
+async def test_output_flood_is_capped() -> None:
+    result = await run_program("while True:\n    print('x' * 1000)\n", Limits(output_bytes=10_000))
+    assert result.status == "limit" and result.error_type == "OutputLimit"
+    assert 0 < len(result.stdout.encode()) <= 10_000
+
+
+@pytest.mark.asyncio
+async def test_exit_before_tests_is_not_a_pass() -> None:
+    for early_exit in ("import sys\nsys.exit(0)", "exit()", "import os\nos._exit(0)"):
+        result = await run_program(build_program(ADD + early_exit, "assert add(1, 2) == 4"))
+        assert not result.passed, early_exit
+        assert result.status == "error" and result.error_type == "SystemExit", early_exit
+
+
+@pytest.mark.asyncio
+async def test_environment_is_empty() -> None:
+    result = await run_program("import os\nassert dict(os.environ) == {}, dict(os.environ)\n")
+    assert result.passed, result.error
+
+
+@pytest.mark.asyncio
+async def test_scratch_dir_is_removed() -> None:
+    result = await run_program("import os\nprint(os.getcwd())\nopen('junk.txt', 'w').write('x')\n")
+    assert result.passed
+    scratch = result.stdout.strip()
+    assert Path(scratch).name.startswith("aimesh-sbx-")
+    assert not os.path.exists(scratch)
+
+
+@pytest.mark.asyncio
+async def test_humaneval_check_format() -> None:
+    assert (await run_program(build_program(ADD, HUMANEVAL_TESTS, "add"))).passed
+    result = await run_program(build_program(WRONG_ADD, HUMANEVAL_TESTS, "add"))
+    assert result.status == "failed"
+    assert "assert candidate(2, 3) == 5" in result.error
+
+
+@pytest.mark.asyncio
+async def test_forked_grandchild_does_not_outlive_the_run() -> None:
+    program = textwrap.dedent(
+        """
+        import os, time
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(pid, flush=True)
+        """
+    )
+    started = time.perf_counter()
+    result = await run_program(program, Limits(timeout_s=5))
+    assert result.passed, result.error
+    assert time.perf_counter() - started < 3  # the grandchild's open stdout did not stall us
+    grandchild = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 2
+    while _alive(grandchild) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_build_program_formats() -> None:
+    assert build_program("x = 1", "assert x == 1") == "x = 1\n\n\nassert x == 1\n"
+    assert build_program(ADD, HUMANEVAL_TESTS, "add").endswith("\ncheck(add)\n")
+    assert "check(add)" not in build_program(ADD, "assert add(1, 1) == 2", "add")
+    with pytest.raises(ValueError):
+        build_program(ADD, HUMANEVAL_TESTS, "add); import os")
+
+
+def test_limits_and_result_validate() -> None:
+    with pytest.raises(ValueError, match="cpu_s"):
+        Limits(cpu_s=0)
+    with pytest.raises(ValueError, match="timeout_s"):
+        Limits(timeout_s=float("nan"))
+    with pytest.raises(ValueError, match="status"):
+        RunResult(status="weird")
+    assert RunResult(status="passed").passed and not RunResult(status="failed", passed=True).passed
+    assert STATUSES == ("passed", "failed", "error", "timeout", "limit")
