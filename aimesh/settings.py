@@ -100,6 +100,7 @@ class Settings:
     llm_timeout: float = 300.0
     sandbox_timeout: float = 10.0
     app_id: str = "aimesh"
+    run_id: str = ""
 
     @property
     def memory_path(self) -> Path:
@@ -129,6 +130,7 @@ class Settings:
             llm_timeout=_parse(env, "AIMESH_LLM_TIMEOUT", 300.0, _positive_float),
             sandbox_timeout=_parse(env, "AIMESH_SANDBOX_TIMEOUT", 10.0, _positive_float),
             app_id=_parse(env, "AIMESH_APP_ID", "aimesh", str),
+            run_id=_parse(env, "AIMESH_RUN_ID", "", str),
         )
 
 

@@ -39,12 +39,13 @@ class LLMThread:
         self.port = free_port()
         self.host = f"http://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
+        self._runner: Any = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(serve(self.llm, self.port))
+        self._runner = self._loop.run_until_complete(serve(self.llm, self.port))
         self._ready.set()
         self._loop.run_forever()
 
@@ -54,6 +55,7 @@ class LLMThread:
         return self
 
     def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 

@@ -54,9 +54,13 @@ def _next_from_file() -> TaskSpec | None:
 
 
 def to_task(spec: TaskSpec, source: str) -> Task:
-    """The first attempt of a new cycle; its id is the cycle's root id for its whole life."""
+    """The first attempt of a new cycle; its id is the cycle's root id for its whole life.
+
+    `aimesh up` sets a run id, so running the same task file again makes new cycles; a plain
+    worker keeps the file's ids, so a restarted leader re-sends ids the mesh already knows.
+    """
     return Task(
-        cycle_id=spec.id,
+        cycle_id=f"{settings.run_id}:{spec.id}" if settings.run_id else spec.id,
         attempt=1,
         title=spec.title,
         description=spec.description,

@@ -1,0 +1,53 @@
+"""Memory round trip through the real client stack: Ollama's embed API, then Qdrant local mode."""
+
+import pytest
+
+from aimesh.llm.client import LLM
+from aimesh.memory import MemoryMismatchError, open_memory
+from aimesh.memory.skill import FAILURE, LESSON
+from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL
+
+
+@pytest.fixture
+def llm(scripted_llm):
+    return LLM(scripted_llm.host, CHAT_MODEL, EMBED_MODEL)
+
+
+async def test_a_stored_failure_is_found_again_by_a_similar_error(llm, tmp_path):
+    memory = open_memory(llm.embed, EMBED_MODEL, url=None, path=tmp_path / "q")
+    await memory.remember(
+        FAILURE, cycle_id="c1", attempt=1, task="add numbers", code="def add(a, b): return a - b",
+        error="AssertionError: assert add(1, 2) == 3",
+    )  # fmt: skip
+    await memory.remember(
+        FAILURE, cycle_id="c2", attempt=1, task="split words", code="def split(s): return s[0]",
+        error="IndexError: string index out of range",
+    )  # fmt: skip
+    await memory.remember(
+        LESSON, cycle_id="c3", attempt=2, task="split words", code="def split(s): return s.split()",
+        error="IndexError: string index out of range",
+    )  # fmt: skip
+    found = await memory.recall("AssertionError: assert add(2, 2) == 4", k=1)
+    assert [(m.cycle_id, m.kind) for m in found] == [("c1", FAILURE)]
+    assert "return a - b" in found[0].as_prompt()
+    lesson = (await memory.recall("IndexError: string index out of range", k=2))
+    assert {m.kind for m in lesson} == {FAILURE, LESSON}
+    assert await memory.count() == {FAILURE: 2, LESSON: 1}
+    again = await memory.remember(
+        FAILURE, cycle_id="c1", attempt=1, task="add numbers", code="x", error="AssertionError"
+    )
+    assert again and (await memory.count())[FAILURE] == 2, "redelivery replaces, never adds"
+    await memory.close()
+
+
+async def test_memory_persists_on_disk_and_refuses_another_model(llm, tmp_path):
+    memory = open_memory(llm.embed, EMBED_MODEL, url=None, path=tmp_path / "q")
+    await memory.remember(FAILURE, cycle_id="c", attempt=1, task="t", code="c", error="E: x")
+    await memory.close()
+    reopened = open_memory(llm.embed, EMBED_MODEL, url=None, path=tmp_path / "q")
+    assert len(await reopened.recall("E: x", k=3)) == 1
+    await reopened.close()
+    other = open_memory(llm.embed, "another-model", url=None, path=tmp_path / "q")
+    with pytest.raises(MemoryMismatchError, match="AIMESH_EMBED_MODEL='another-model'"):
+        await other.recall("E: x", k=3)
+    await other.close()

@@ -1,0 +1,50 @@
+"""Configuration: defaults that work with nothing set, and a named variable for every bad value."""
+
+import pytest
+
+from aimesh.settings import ConfigError, Settings
+
+
+def test_defaults_need_no_configuration():
+    settings = Settings.from_env({})
+    assert settings.broker_url is None and settings.ollama_host is None
+    assert settings.max_fixes == 3 and settings.partitions == 4
+    assert settings.web_host == "127.0.0.1"
+    assert str(settings.tables_dir) == "tables"
+
+
+def test_values_are_read_and_normalised(tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text("")
+    settings = Settings.from_env(
+        {
+            "AIMESH_BROKER_URL": "10.0.0.1:9092,10.0.0.2:9092",
+            "OLLAMA_HOST": "gpu-box:11434",
+            "AIMESH_QDRANT_URL": "http://qdrant:6333/",
+            "AIMESH_TASKS": str(tasks),
+            "AIMESH_MAX_TASKS": "5",
+            "AIMESH_MAX_FIXES": "0",
+        }
+    )
+    assert settings.broker_url == "kafka://10.0.0.1:9092,10.0.0.2:9092"
+    assert settings.ollama_host == "http://gpu-box:11434"
+    assert settings.qdrant_url == "http://qdrant:6333"
+    assert (settings.max_tasks, settings.max_fixes) == (5, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AIMESH_BROKER_URL", "http://broker:9092"),
+        ("AIMESH_BROKER_URL", "kafka://broker"),
+        ("AIMESH_MAX_FIXES", "-1"),
+        ("AIMESH_MAX_TASKS", "many"),
+        ("AIMESH_PARTITIONS", "0"),
+        ("AIMESH_WEB_PORT", "70000"),
+        ("AIMESH_TASKS", "/no/such/file.jsonl"),
+        ("OLLAMA_HOST", "ftp://x"),
+    ],
+)
+def test_a_bad_value_names_its_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

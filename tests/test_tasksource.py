@@ -1,0 +1,56 @@
+"""Task files: the project's own JSONL format and HumanEval's, and clear errors for bad lines."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aimesh.tasksource import TaskSourceError, read_jsonl
+
+
+def write(path: Path, *lines: object) -> Path:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_own_format_with_list_of_tests(tmp_path):
+    path = write(
+        tmp_path / "t.jsonl",
+        {"title": "Add", "function_name": "add", "tests": ["assert add(1, 2) == 3", "assert 1"]},
+        "",
+        {"id": "x", "title": "Neg", "tests": "assert neg(1) == -1"},
+    )
+    first, second = read_jsonl(path)
+    assert (first.id, first.tests) == ("t-1", "assert add(1, 2) == 3\nassert 1")
+    assert (second.id, second.function_name) == ("x", "")
+
+
+def test_humaneval_format_is_accepted_as_is(tmp_path):
+    line = {
+        "task_id": "HumanEval/0",
+        "prompt": "def f(x):\n    \"\"\"Double.\"\"\"\n",
+        "canonical_solution": "    return 2 * x\n",
+        "test": "def check(candidate):\n    assert candidate(2) == 4\n",
+        "entry_point": "f",
+    }
+    (spec,) = read_jsonl(write(tmp_path / "he.jsonl", line))
+    assert spec.id == "HumanEval/0" and spec.entry_point == "f"
+    assert spec.description.startswith("def f(x)") and "check(candidate)" in spec.tests
+
+
+def test_bad_lines_name_file_and_line(tmp_path):
+    path = write(tmp_path / "bad.jsonl", {"title": "ok", "tests": ["assert 1"]}, "{oops", [1, 2])
+    with pytest.raises(TaskSourceError, match=r"bad.jsonl:2"):
+        list(read_jsonl(path))
+    errors: list[str] = []
+    specs = list(read_jsonl(path, on_error=lambda e: errors.append(str(e))))
+    assert len(specs) == 1
+    assert [e.split(": ", 1)[0][-11:] for e in errors] == ["bad.jsonl:2", "bad.jsonl:3"]
+
+
+def test_missing_fields_and_bad_names_are_refused(tmp_path):
+    path = write(tmp_path / "m.jsonl", {"title": "x"}, {"title": "y", "tests": "assert 1",
+                                                        "function_name": "class"})
+    errors: list[str] = []
+    assert list(read_jsonl(path, on_error=lambda e: errors.append(str(e)))) == []
+    assert "missing tests" in errors[0] and "not a Python identifier" in errors[1]

@@ -1,0 +1,102 @@
+"""`aimesh up`: starts what is missing (here the embedded broker), runs, and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from aimesh.archive import CYCLE_COLUMNS, CsvArchive
+from aimesh.embedded.broker import free_port
+from tests.conftest import worker_env
+
+
+def up_env(tmp_path: Path, llm_host: str, web_port: int) -> dict[str, str]:
+    env = worker_env(tmp_path, "", llm_host, web_port)
+    for name in ("AIMESH_BROKER_URL", "AIMESH_MAX_TASKS"):
+        env.pop(name)
+    env["AIMESH_TASK_INTERVAL"] = "0.1"
+    return env
+
+
+def task_file(path: Path, markers: list[str]) -> Path:
+    lines = [
+        {"id": f"t{i}", "title": f"{m} add", "function_name": "add",
+         "tests": ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]}
+        for i, m in enumerate(markers)
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+def test_up_runs_n_cycles_on_an_embedded_broker_and_exits_0(tmp_path, scripted_llm):
+    tasks = task_file(tmp_path / "tasks.jsonl", ["[pass]", "[fix]", "[fail]"])
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "aimesh", "up", "--max-cycles", "3", "--tasks", str(tasks),
+         "--web-port", str(port)],
+        env=up_env(tmp_path, scripted_llm.host, port), cwd=tmp_path, capture_output=True,
+        text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broker: embedded Tansu at kafka://127.0.0.1:" in result.stdout
+    assert "cycles finished 3/3" in result.stdout
+    cycles = CsvArchive(tmp_path / "tables" / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",)).read()
+    outcomes = dict(zip(cycles["cycle_id"].str.split(":").str[-1], cycles["outcome"]))
+    assert outcomes == {"t0": "passed", "t1": "passed", "t2": "gave_up"}
+    assert _closed(port), "the worker's web server is gone"
+
+
+def test_ctrl_c_stops_everything_it_started(tmp_path, scripted_llm):
+    port = free_port()
+    env = up_env(tmp_path, scripted_llm.host, port)
+    env["AIMESH_MAX_TASKS"] = "0"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aimesh", "up"], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/status", 90)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, output
+    broker = output.split("embedded Tansu at kafka://")[1].split()[0]
+    broker_port = broker.rsplit(":", 1)[1]
+    assert _closed(port) and _closed(int(broker_port)), output
+    assert not _processes_with(f"AIMESH_DATA_DIR={env['AIMESH_DATA_DIR']}")
+
+
+def _wait_for(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+def _closed(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _processes_with(marker: str) -> list[str]:
+    """Processes whose environment holds `marker`: everything `aimesh up` started inherits it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
