@@ -10,6 +10,7 @@ prompt (signature and docstring) is the description, `test` defines `check(candi
 
 from __future__ import annotations
 
+import ast
 import json
 import keyword
 from collections.abc import Callable, Iterator
@@ -70,6 +71,46 @@ def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
         function_name=name,
         signature=str(data.get("signature", "")),
     )
+
+
+MIN_INVENTED_TESTS = 3
+
+
+def _assert_line(line: str, name: str) -> str | None:
+    """The line as an assert that calls `name`, or None; `f(1) == 2` gains its missing `assert`."""
+    line = line.strip()
+    if not line.startswith("assert ") and "==" in line:
+        line = f"assert {line}"
+    try:
+        tree = ast.parse(line)
+    except SyntaxError:
+        return None
+    calls = [
+        node for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+    ]  # fmt: skip
+    single_assert = len(tree.body) == 1 and isinstance(tree.body[0], ast.Assert)
+    return line if single_assert and calls else None
+
+
+def invented_task(data: Any, task_id: str) -> TaskSpec:
+    """Check a task the model invented; raise ValueError saying why it is unusable.
+
+    Small models often name tests but never call the function in them, so each test must be one
+    `assert` that calls the named function, and at least three must survive.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("the task is not a JSON object")
+    spec = spec_from_json({**data, "id": task_id}, task_id)
+    name = spec.function_name
+    if not name:
+        raise ValueError("no function_name")
+    raw = data.get("tests")
+    lines = raw if isinstance(raw, list) else str(raw).splitlines()
+    tests = [test for test in (_assert_line(str(line), name) for line in lines) if test]
+    if len(tests) < MIN_INVENTED_TESTS:
+        raise ValueError(f"{len(tests)} usable tests calling {name}(), need {MIN_INVENTED_TESTS}")
+    return TaskSpec(**{**spec.__dict__, "tests": "\n".join(tests)})
 
 
 def read_jsonl(

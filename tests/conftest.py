@@ -156,9 +156,11 @@ def worker(
     root = tmp_path_factory.mktemp("mesh")
     port = free_port()
     running = Worker(root, worker_env(root, broker_url, scripted_llm.host, port), port)
-    running.start()
-    yield running
-    running.stop()
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
 
 
 def json_key(cycle_id: str) -> bytes:

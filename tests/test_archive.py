@@ -12,7 +12,8 @@ def parts(attempt: int, outcome: str) -> dict[str, dict]:
                  "prompt": f"p{attempt}", "created_at": 100.0, "source": "test"},
         "solution": {"code": f"code{attempt}", "model": "m", "latency_ms": 5.0, "memories": []},
         "verdict": {"status": "passed" if outcome == "passed" else "failed",
-                    "passed": outcome == "passed", "outcome": outcome, "created_at": 101.0 + attempt},
+                    "passed": outcome == "passed", "outcome": outcome,
+                    "created_at": 101.0 + attempt},
         "review": {"score": 0.5, "critique": "ok", "created_at": 101.5 + attempt},
     }  # fmt: skip
 

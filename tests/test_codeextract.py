@@ -30,4 +30,4 @@ def test_bare_code_and_code_after_prose():
 def test_no_code_gives_empty():
     assert extract_code("I cannot help with that.") == ""
     assert extract_code("") == ""
-    assert extract_code("```json\n{\"a\": 1}\n```") == ""
+    assert extract_code('```json\n{"a": 1}\n```') == ""

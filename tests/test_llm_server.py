@@ -19,7 +19,14 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from aimesh.llm.backends import Completion, E5Embedder, SmolLM2Chat
+from aimesh.llm.backends import (
+    TEMPLATE_TOKENS_FIXED,
+    TEMPLATE_TOKENS_PER_MESSAGE,
+    Completion,
+    E5Embedder,
+    SmolLM2Chat,
+    fit_messages,
+)
 from aimesh.llm.server import DEFAULT_TEMPERATURE, build_app, start_server
 
 CHAT = "smollm2:135m"
@@ -29,14 +36,15 @@ FAST = {"num_predict": 32, "temperature": 0.0, "seed": 7}
 
 @pytest.fixture(scope="module")
 def real_host() -> Iterator[str]:
-    """Serve the real backends from a private loop in a thread, like a separate Ollama process."""
+    """Serve the real backends from a private loop in a thread, like a separate Ollama process.
+
+    One llama.cpp thread: on 2 busy cores, two spin-waiting threads ran 6-16x slower.
+    """
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    app = build_app(SmolLM2Chat(), E5Embedder())
-    runner = asyncio.run_coroutine_threadsafe(
-        start_server(app, "127.0.0.1", 0), loop
-    ).result()
+    app = build_app(SmolLM2Chat(n_threads=1), E5Embedder())
+    runner = asyncio.run_coroutine_threadsafe(start_server(app, "127.0.0.1", 0), loop).result()
     host, port = runner.addresses[0][:2]
     try:
         yield f"http://{host}:{port}"
@@ -143,9 +151,7 @@ async def test_list_shows_both_models(client: ollama.AsyncClient) -> None:
 @pytest.mark.asyncio
 async def test_unknown_model_is_404(client: ollama.AsyncClient) -> None:
     with pytest.raises(ollama.ResponseError) as info:
-        await client.chat(
-            model="llama9:1t", messages=[{"role": "user", "content": "hi"}]
-        )
+        await client.chat(model="llama9:1t", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 404
     assert info.value.error == 'model "llama9:1t" not found, try pulling it first'
 
@@ -260,10 +266,7 @@ async def test_chat_stream_is_one_chunk_then_done(fake: Fake) -> None:
 async def test_real_client_streams_generate(fake: Fake) -> None:
     http, _ = fake
     api = ollama.AsyncClient(host=str(http.make_url("")))
-    parts = [
-        p
-        async for p in await api.generate(model="fake-chat", prompt="ping", stream=True)
-    ]
+    parts = [p async for p in await api.generate(model="fake-chat", prompt="ping", stream=True)]
     await api.close()
     assert "".join(p.response or "" for p in parts) == "echo ping"
     assert parts[-1].done and not parts[0].done
@@ -309,3 +312,31 @@ async def test_root_version_and_tags_without_details(fake: Fake) -> None:
     assert "version" in await (await http.get("/api/version")).json()
     tags = await (await http.get("/api/tags")).json()
     assert [m["name"] for m in tags["models"]] == ["fake-chat", "fake-embed"]
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _turn(role: str, words: int, tag: str) -> dict[str, str]:
+    return {"role": role, "content": " ".join(f"{tag}{i}" for i in range(words))}
+
+
+def test_fit_keeps_a_conversation_that_fits() -> None:
+    messages = [_turn("system", 5, "s"), _turn("user", 5, "u")]
+    assert fit_messages(messages, _words, 1000) == messages
+
+
+def test_fit_drops_oldest_turns_then_trims_the_oldest_text_head() -> None:
+    system, old, reply, last = (
+        _turn("system", 10, "s"),
+        _turn("user", 50, "o"),
+        _turn("assistant", 50, "a"),
+        _turn("user", 100, "u"),
+    )
+    budget = 80 + 2 * TEMPLATE_TOKENS_PER_MESSAGE + TEMPLATE_TOKENS_FIXED
+    fitted = fit_messages([system, old, reply, last], _words, budget)
+    assert [m["role"] for m in fitted] == ["system", "user"]
+    assert fitted[0] == system
+    kept = fitted[1]["content"].split()
+    assert len(kept) <= 70 and kept[-1] == "u99"

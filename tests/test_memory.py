@@ -30,7 +30,7 @@ async def test_a_stored_failure_is_found_again_by_a_similar_error(llm, tmp_path)
     found = await memory.recall("AssertionError: assert add(2, 2) == 4", k=1)
     assert [(m.cycle_id, m.kind) for m in found] == [("c1", FAILURE)]
     assert "return a - b" in found[0].as_prompt()
-    lesson = (await memory.recall("IndexError: string index out of range", k=2))
+    lesson = await memory.recall("IndexError: string index out of range", k=2)
     assert {m.kind for m in lesson} == {FAILURE, LESSON}
     assert await memory.count() == {FAILURE: 2, LESSON: 1}
     again = await memory.remember(

@@ -89,8 +89,11 @@ def test_redelivered_messages_create_no_second_row_or_fix(worker, broker_url):
     worker.wait_cycle(task.cycle_id)
     for topic in ("ai_topic", "ai_solutions", "ai_failed_solutions", "ai_verified_solutions",
                   "ai_reviews"):  # fmt: skip
-        again = [(json_key(task.cycle_id), json.dumps(v).encode()) for k, v in read_topic(broker_url, topic)
-                 if k == task.cycle_id]  # fmt: skip
+        again = [
+            (json_key(task.cycle_id), json.dumps(v).encode())
+            for k, v in read_topic(broker_url, topic)
+            if k == task.cycle_id
+        ]
         produce(broker_url, topic, *again)
     marker = send(worker, broker_url, new_task("[pass]"))
     worker.wait_cycle(marker)

@@ -28,7 +28,7 @@ def test_own_format_with_list_of_tests(tmp_path):
 def test_humaneval_format_is_accepted_as_is(tmp_path):
     line = {
         "task_id": "HumanEval/0",
-        "prompt": "def f(x):\n    \"\"\"Double.\"\"\"\n",
+        "prompt": 'def f(x):\n    """Double."""\n',
         "canonical_solution": "    return 2 * x\n",
         "test": "def check(candidate):\n    assert candidate(2) == 4\n",
         "entry_point": "f",
@@ -49,8 +49,30 @@ def test_bad_lines_name_file_and_line(tmp_path):
 
 
 def test_missing_fields_and_bad_names_are_refused(tmp_path):
-    path = write(tmp_path / "m.jsonl", {"title": "x"}, {"title": "y", "tests": "assert 1",
-                                                        "function_name": "class"})
+    path = write(
+        tmp_path / "m.jsonl",
+        {"title": "x"},
+        {"title": "y", "tests": "assert 1", "function_name": "class"},
+    )
     errors: list[str] = []
     assert list(read_jsonl(path, on_error=lambda e: errors.append(str(e)))) == []
     assert "missing tests" in errors[0] and "not a Python identifier" in errors[1]
+
+
+def test_an_invented_task_keeps_only_asserts_that_call_its_function():
+    from aimesh.tasksource import invented_task
+
+    data = {
+        "title": "Square", "description": "n squared", "function_name": "square",
+        "signature": "def square(n):",
+        "tests": ["assert square(2) == 4", "square(3) == 9", "assert name(input) == expected",
+                  "def square(n):", "assert square(4) == 16"],
+    }  # fmt: skip
+    spec = invented_task(data, "t-1")
+    assert spec.tests.splitlines() == [
+        "assert square(2) == 4", "assert square(3) == 9", "assert square(4) == 16"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="2 usable tests calling square"):
+        invented_task({**data, "tests": data["tests"][:3]}, "t-2")
+    with pytest.raises(ValueError, match="not a Python identifier"):
+        invented_task({**data, "function_name": "large-name"}, "t-3")

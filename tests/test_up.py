@@ -48,7 +48,7 @@ def test_up_runs_n_cycles_on_an_embedded_broker_and_exits_0(tmp_path, scripted_l
     assert "broker: embedded Tansu at kafka://127.0.0.1:" in result.stdout
     assert "cycles finished 3/3" in result.stdout
     cycles = CsvArchive(tmp_path / "tables" / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",)).read()
-    outcomes = dict(zip(cycles["cycle_id"].str.split(":").str[-1], cycles["outcome"]))
+    outcomes = dict(zip(cycles["cycle_id"].str.split(":").str[-1], cycles["outcome"], strict=True))
     assert outcomes == {"t0": "passed", "t1": "passed", "t2": "gave_up"}
     assert _closed(port), "the worker's web server is gone"
 

@@ -7,7 +7,6 @@ downstream ignore what they have already done.
 
 from __future__ import annotations
 
-import ast
 import itertools
 import uuid
 from collections.abc import Iterator
@@ -16,11 +15,12 @@ from aimesh import prompts, services
 from aimesh.app import app, settings
 from aimesh.llm.client import LLMError
 from aimesh.records import Task, now
-from aimesh.tasksource import TaskSpec, read_jsonl, spec_from_json
+from aimesh.tasksource import TaskSpec, invented_task, read_jsonl
 from aimesh.telemetry import event, log_event, metric
 from aimesh.topics import tasks_topic
 
 AGENT = "producer"
+BRAINSTORM_TRIES = 5
 _numbers = itertools.count(1)
 _sent = 0
 _done = False
@@ -29,21 +29,22 @@ _bad_lines: list[str] = []
 
 
 async def _brainstorm() -> TaskSpec | None:
-    """Ask the model for one task; None (and an event saying why) when its answer is unusable."""
-    try:
-        result = await services.llm().chat(
-            prompts.brainstorm_messages(next(_numbers)),
-            schema=prompts.TASK_SCHEMA,
-            max_tokens=400,
-            temperature=0.8,
-        )
-        await metric(AGENT, "llm_latency_ms", result.latency_ms, tokens=result.completion_tokens)
-        spec = spec_from_json(result.json(), f"t-{uuid.uuid4().hex[:12]}")
-        ast.parse(spec.tests)
-    except (LLMError, ValueError, SyntaxError) as exc:
-        await event(AGENT, "brainstorm_failed", error=f"{type(exc).__name__}: {exc}"[:500])
-        return None
-    return spec
+    """Ask the model for a task a few times; None (an event says why) when none is usable."""
+    for _ in range(BRAINSTORM_TRIES):
+        try:
+            result = await services.llm().chat(
+                prompts.brainstorm_messages(next(_numbers)),
+                schema=prompts.TASK_SCHEMA,
+                max_tokens=300,
+                temperature=0.7,
+            )
+            await metric(
+                AGENT, "llm_latency_ms", result.latency_ms, tokens=result.completion_tokens
+            )
+            return invented_task(result.json(), f"t-{uuid.uuid4().hex[:12]}")
+        except (LLMError, ValueError) as exc:
+            await event(AGENT, "brainstorm_failed", error=f"{type(exc).__name__}: {exc}"[:500])
+    return None
 
 
 def _next_from_file() -> TaskSpec | None:

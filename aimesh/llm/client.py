@@ -33,7 +33,7 @@ class ChatResult:
     def json(self) -> Any:
         """Parse the answer as JSON; raise ValueError with the start of the text when it isn't."""
         try:
-            return json.loads(self.text)
+            return json.loads(self.text, strict=False)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not JSON ({exc.msg}): {self.text[:200]!r}") from None
 

@@ -12,9 +12,11 @@ import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -35,9 +37,11 @@ DEFAULT_TEMPERATURE = 0.2
 
 _CHAT_KEY = web.AppKey("chat", ChatBackend)
 _EMBED_KEY = web.AppKey("embedder", EmbedBackend)
+_POOLS_KEY = web.AppKey("pools", dict[str, ThreadPoolExecutor])
 _NDJSON = "application/x-ndjson"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -65,9 +69,7 @@ def _now() -> str:
 
 def _matches(requested: str, served: str) -> bool:
     """Ollama treats a bare name as `name:latest`."""
-    return requested == served or (
-        ":" not in served and requested == f"{served}:latest"
-    )
+    return requested == served or (":" not in served and requested == f"{served}:latest")
 
 
 def _not_found(model: str) -> ApiError:
@@ -145,6 +147,18 @@ def _prompt_messages(body: dict[str, Any]) -> list[dict[str, str]]:
     return [*messages, {"role": "user", "content": prompt}]
 
 
+async def _off_loop(
+    request: web.Request, lane: str, fn: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Run blocking model work on the backend's own single thread.
+
+    One lane per backend keeps the event loop free, serialises calls into the non-re-entrant
+    models, and stops a queue of chats from starving embeddings of shared pool threads.
+    """
+    pool = request.app[_POOLS_KEY][lane]
+    return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
+
+
 def _chat_backend(request: web.Request, model: str) -> ChatBackend:
     chat = request.app[_CHAT_KEY]
     if _matches(model, chat.name):
@@ -192,7 +206,9 @@ async def _generation(
     if not messages:
         done = Completion("", 0, 0, "load")
     else:
-        done = await asyncio.to_thread(
+        done = await _off_loop(
+            request,
+            "chat",
             backend.complete,
             messages,
             schema=params.schema,
@@ -240,10 +256,10 @@ async def _embed(request: web.Request) -> web.Response:
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise ApiError(400, "input must be a string or a list of strings")
     embedder = _embed_backend(request, model)
-    vectors = await asyncio.to_thread(embedder.embed, texts) if texts else []
+    vectors = await _off_loop(request, "embed", embedder.embed, texts) if texts else []
     tokens = 0
     if isinstance(embedder, TokenCounter) and texts:
-        tokens = await asyncio.to_thread(embedder.count_tokens, texts)
+        tokens = await _off_loop(request, "embed", embedder.count_tokens, texts)
     return web.json_response(
         {
             "model": model,
@@ -261,7 +277,7 @@ async def _embeddings(request: web.Request) -> web.Response:
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         raise ApiError(400, "prompt must be a string")
-    vectors = await asyncio.to_thread(embedder.embed, [prompt]) if prompt else [[]]
+    vectors = await _off_loop(request, "embed", embedder.embed, [prompt]) if prompt else [[]]
     return web.json_response({"embedding": vectors[0]})
 
 
@@ -311,11 +327,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=500)
 
 
+async def _shutdown_pools(app: web.Application) -> None:
+    for pool in app[_POOLS_KEY].values():
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def build_app(chat: ChatBackend, embedder: EmbedBackend) -> web.Application:
     """Wire both backends behind Ollama's routes."""
     app = web.Application(middlewares=[_errors], client_max_size=32 * 1024 * 1024)
     app[_CHAT_KEY] = chat
     app[_EMBED_KEY] = embedder
+    app[_POOLS_KEY] = {
+        lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ollama-{lane}")
+        for lane in ("chat", "embed")
+    }
+    app.on_cleanup.append(_shutdown_pools)
     app.router.add_get("/", _root)
     app.router.add_get("/api/version", _version)
     app.router.add_get("/api/tags", _tags)
@@ -352,11 +378,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument("--n-ctx", type=int, default=2048, help="context window of the chat model")
     parser.add_argument(
-        "--n-ctx", type=int, default=2048, help="context window of the chat model"
+        "--threads", type=int, default=None, help="llama.cpp threads (default: all cores)"
     )
     args = parser.parse_args(argv)
-    app = build_app(SmolLM2Chat(n_ctx=args.n_ctx), E5Embedder())
+    app = build_app(SmolLM2Chat(n_ctx=args.n_ctx, n_threads=args.threads), E5Embedder())
     asyncio.run(_serve_until_signalled(app, args.host, args.port))
 
 

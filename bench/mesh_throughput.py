@@ -1,0 +1,457 @@
+"""What the mesh costs: cycles/s and cycle latency through the whole mesh vs a plain loop.
+
+Both sides do the same work per cycle with an instant scripted LLM (served over Ollama's HTTP
+API): recall from memory, ask for code, extract it, run it in the sandbox, review it, remember
+failures, fix while the budget lasts, and archive the rows as CSV. The mesh side does it through
+the embedded broker and one real `aimesh worker` process; the in-process side calls the same
+engines in one asyncio loop. The ratio between the two is the price of broker, Faust, topics and
+tables. Run from the repo root: `python bench/mesh_throughput.py [--cycles N] [--fix-share F]`.
+
+Latency is a cycle's `finished_at - started_at` from `cycles.csv`, with `started_at` stamped when
+the task is sent. All N tasks arrive at once on both sides, so latency includes queueing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import asyncio
+import os
+import resource
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaProducer
+
+from aimesh import prompts
+from aimesh.archive import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CsvArchive, CycleJoin
+from aimesh.archive.join import new_state
+from aimesh.codeextract import extract_code
+from aimesh.embedded.broker import free_port, start_tansu, stop
+from aimesh.llm.client import LLM, LLMError
+from aimesh.memory import MemorySkill, open_memory
+from aimesh.memory.skill import FAILURE, LESSON
+from aimesh.records import Task, now
+from aimesh.sandbox import Limits, RunResult, build_program, run_program
+from aimesh.settings import Settings
+from tests.conftest import LLMThread, Worker, json_key, worker_env
+from tests.kafka_io import produce
+from tests.test_mesh import new_task
+
+TASKS_TOPIC = "ai_topic"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- shared: tasks and figures
+
+
+def task_mix(count: int, fix_share: float, prefix: str) -> list[Task]:
+    """`count` tasks with `fix_share` of them `[fix]`, spread evenly so both sides see one order."""
+    tasks = []
+    for i in range(count):
+        is_fix = int((i + 1) * fix_share) > int(i * fix_share)
+        marker = "[fix]" if is_fix else "[pass]"
+        tasks.append(new_task(marker, cycle_id=f"{prefix}-{i:05d}-{marker.strip('[]')}"))
+    return tasks
+
+
+def stamped(task: Task) -> Task:
+    """The task as sent: `created_at` is the cycle's start in `cycles.csv`."""
+    return Task(**{**task.asdict(), "created_at": now()})
+
+
+def cycles_archive(tables: Path) -> CsvArchive:
+    return CsvArchive(tables / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",))
+
+
+def count_rows(path: Path) -> int:
+    """Rows in a CSV archive, cheaply (no field holds a newline), for polling."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    return max(data.count(b"\n") - 1, 0)
+
+
+@dataclass
+class SideResult:
+    """One side's measured run: what every figure in the table is computed from."""
+
+    name: str
+    expected: int
+    wall_s: float
+    latencies_s: list[float]
+    missing: list[str]
+    outcomes: Counter[str]
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_s) / self.wall_s if self.wall_s > 0 else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies_s, q)) * 1000 if self.latencies_s else 0.0
+
+
+def collect(name: str, tables: Path, sent: Sequence[Task], wall_s: float) -> SideResult:
+    """Latency and outcome of each sent cycle, from the archive exactly as a user reads it."""
+    rows = {row["cycle_id"]: row for row in cycles_archive(tables).read().to_dict("records")}
+    ids = [task.cycle_id for task in sent]
+    found = [rows[cycle_id] for cycle_id in ids if cycle_id in rows]
+    return SideResult(
+        name=name,
+        expected=len(ids),
+        wall_s=wall_s,
+        latencies_s=[float(r["finished_at"]) - float(r["started_at"]) for r in found],
+        missing=[cycle_id for cycle_id in ids if cycle_id not in rows],
+        outcomes=Counter(f"{r['outcome']}/{r['attempts']}" for r in found),
+    )
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its reaped children (sandbox runs), from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = text.rsplit(")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK  # utime stime cutime cstime
+
+
+def own_cpu_s() -> tuple[float, float]:
+    """(this process incl. the LLM thread, its reaped children) in CPU seconds."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+# ---------------------------------------------------------------- in-process side
+
+
+class Pipeline:
+    """The agents' steps as plain calls on the same engines; dicts instead of records/topics."""
+
+    def __init__(self, settings: Settings, tables: Path) -> None:
+        self.settings = settings
+        self.llm = LLM(
+            settings.ollama_host,
+            settings.chat_model,
+            settings.embed_model,
+            timeout=settings.llm_timeout,
+        )
+        self.memory: MemorySkill = open_memory(
+            self.llm.embed,
+            settings.embed_model,
+            url=None,
+            path=settings.memory_path,
+            collection=settings.memory_collection,
+        )
+        self.limits = Limits(timeout_s=settings.sandbox_timeout)
+        self.attempts_csv = CsvArchive(
+            tables / "attempts.csv", ATTEMPT_COLUMNS, ("cycle_id", "attempt")
+        )
+        self.cycles_csv = cycles_archive(tables)
+
+    async def solve(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Consumer: recall, then ask for code (as in aimesh.agents.consumer.solve)."""
+        query = task["previous_error"] or f"{task['title']}\n{task['description']}"
+        found = await self.memory.recall(query, self.settings.memory_k)
+        memories = [memory.as_prompt() for memory in found]
+        messages = prompts.solve_messages(task["prompt"] or task["description"], memories)
+        solution: dict[str, Any] = {
+            "cycle_id": task["cycle_id"], "attempt": task["attempt"], "code": "", "note": "",
+            "memories": memories, "model": "", "latency_ms": 0.0, "prompt_tokens": 0,
+            "completion_tokens": 0,
+        }  # fmt: skip
+        try:
+            result = await self.llm.chat(messages, max_tokens=512)
+        except LLMError as exc:
+            solution["note"] = f"LLM error: {exc}"
+        else:
+            solution.update(
+                code=extract_code(result.text, task["function_name"] or task["entry_point"]),
+                model=result.model,
+                latency_ms=result.latency_ms,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+            )
+        solution["created_at"] = now()
+        return solution
+
+    async def judge(self, task: dict[str, Any], code: str) -> RunResult:
+        """Sandbox: the same child-process run the Sandbox agent makes."""
+        if not code.strip():
+            return RunResult(status="error", error_type="NoCode", error="no Python code")
+        program = build_program(code, task["tests"], task["entry_point"] or None)
+        return await run_program(program, self.limits)
+
+    async def review(self, task: dict[str, Any], code: str) -> dict[str, Any]:
+        """Reviewer: one JSON chat; a bad answer is an invalid review, as in the agent."""
+        review: dict[str, Any] = {
+            "cycle_id": task["cycle_id"], "attempt": task["attempt"], "score": 0.0,
+            "critique": "No code to review.", "issues": [], "valid": True,
+        }  # fmt: skip
+        if code.strip():
+            try:
+                result = await self.llm.chat(
+                    prompts.review_messages(task["prompt"] or task["description"], code),
+                    schema=prompts.REVIEW_SCHEMA,
+                    max_tokens=300,
+                )
+                data = result.json()
+                review.update(score=float(data["score"]), critique=str(data["critique"]))
+                review.update(issues=[str(i) for i in data.get("issues", [])])
+            except (LLMError, ValueError, KeyError, TypeError) as exc:
+                review.update(score=None, critique=f"Review unavailable: {exc}", valid=False)
+        review["created_at"] = now()
+        return review
+
+    def archive(self, state: dict[str, Any], part: str, data: dict[str, Any]) -> None:
+        """Persistence: the same join and CSV appends as aimesh.agents.persistence."""
+        if not CycleJoin.add(state, part, data["attempt"], data):
+            return
+        rows = CycleJoin.complete_attempts(state)
+        if rows:
+            self.attempts_csv.append(rows)
+            CycleJoin.mark_written(state, rows)
+        finished = CycleJoin.finished_cycle(state)
+        if finished:
+            self.cycles_csv.append([finished])
+            state.update(CycleJoin.close(state))
+
+    async def cycle(self, first: dict[str, Any]) -> None:
+        """One task to its end: attempts and fixes in order, like the agents' hand-offs."""
+        state, task, used = new_state(), first, 0
+        max_fixes = self.settings.max_fixes
+        while True:
+            self.archive(state, "task", task)
+            solution = await self.solve(task)
+            self.archive(state, "solution", solution)
+            result = await self.judge(task, solution["code"])
+            review = await self.review(task, solution["code"])
+            fixes_left = max(max_fixes - used, 0)
+            outcome = "passed" if result.passed else ("" if fixes_left else "gave_up")
+            if not result.passed and fixes_left:
+                used += 1
+            verdict = {
+                **result.to_dict(), "cycle_id": task["cycle_id"], "attempt": task["attempt"],
+                "outcome": outcome, "fixes_left": max_fixes - used, "created_at": now(),
+            }  # fmt: skip
+            self.archive(state, "verdict", verdict)
+            self.archive(state, "review", review)
+            error = f"{result.error_type}: {result.error}"
+            remember = {"cycle_id": task["cycle_id"], "attempt": task["attempt"]}
+            remember.update(task=task["description"], code=solution["code"])
+            if result.passed:
+                if task["attempt"] > 1:
+                    await self.memory.remember(LESSON, **remember, error=task["previous_error"])
+            else:
+                await self.memory.remember(FAILURE, **remember, error=error)
+            if outcome:
+                return
+            task = self.fix_task(task, solution["code"], result)
+
+    @staticmethod
+    def fix_task(task: dict[str, Any], code: str, result: RunResult) -> dict[str, Any]:
+        """The next attempt, built as aimesh.agents.sandbox.fix_task builds it."""
+        error = f"{result.error_type}: {result.error}".strip(": ")
+        if result.stderr and result.status != "failed":
+            error += f"\n{result.stderr[-800:]}"
+        original = prompts.task_prompt(
+            task["title"], task["description"], task["signature"], task["tests"]
+        )
+        return {
+            **task,
+            "attempt": task["attempt"] + 1,
+            "prompt": prompts.fix_prompt(original, code, error),
+            "previous_code": code,
+            "previous_error": error,
+        }
+
+
+async def _inprocess(
+    settings: Settings, tables: Path, warmup: list[Task], tasks: list[Task]
+) -> tuple[float, dict[str, float]]:
+    pipeline = Pipeline(settings, tables)
+    try:
+        for task in warmup:
+            await pipeline.cycle(stamped(task).asdict())
+        cpu0, kids0 = own_cpu_s()
+        started = time.perf_counter()
+        arrived = [stamped(task).asdict() for task in tasks]  # all arrive at once, as on Kafka
+        for task in arrived:
+            await pipeline.cycle(task)
+        wall = time.perf_counter() - started
+        cpu1, kids1 = own_cpu_s()
+    finally:
+        await pipeline.memory.close()
+    return wall, {"bench process (loop + LLM thread)": cpu1 - cpu0, "sandbox runs": kids1 - kids0}
+
+
+def run_inprocess(
+    env: dict[str, str], root: Path, warmup: list[Task], tasks: list[Task]
+) -> SideResult:
+    """The same N cycles in one asyncio loop, no broker, no Faust."""
+    settings = Settings.from_env(env)
+    tables = settings.tables_dir
+    wall, cpu = asyncio.run(_inprocess(settings, tables, warmup, tasks))
+    result = collect("in-process", tables, tasks, wall)
+    result.cpu = cpu
+    return result
+
+
+# ---------------------------------------------------------------- mesh side
+
+
+def wait_rows(worker: Worker, target: int, stall_s: float, poll_s: float = 0.02) -> float:
+    """Block until cycles.csv has `target` rows; return when it did (perf_counter).
+
+    Gives up after `stall_s` without a new row, or when the worker dies.
+    """
+    path = worker.tables / "cycles.csv"
+    seen, last_change = -1, time.perf_counter()
+    while True:
+        rows = count_rows(path)
+        tick = time.perf_counter()
+        if rows >= target:
+            return tick
+        if rows != seen:
+            seen, last_change = rows, tick
+        if tick - last_change > stall_s:
+            return tick
+        if worker.process is None or worker.process.poll() is not None:
+            raise RuntimeError(f"the worker exited\n{worker.log_tail()}")
+        time.sleep(poll_s)
+
+
+async def _burst(url: str, tasks: list[Task]) -> float:
+    """Send every task at once through one producer; return when the first was sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=url.split("://", 1)[1])
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        sends = []
+        for task in tasks:
+            sent = stamped(task)
+            sends.append(
+                await producer.send(TASKS_TOPIC, key=json_key(sent.cycle_id), value=sent.dumps())
+            )
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    return started
+
+
+def run_mesh(
+    worker: Worker, broker_pid: int, url: str, warmup: list[Task], tasks: list[Task], stall_s: float
+) -> SideResult:
+    """Warm the worker up (start-up, rebalance, topic creation), then time a burst of N tasks."""
+    path = worker.tables / "cycles.csv"
+    produce(url, TASKS_TOPIC, *[(json_key(t.cycle_id), stamped(t).dumps()) for t in warmup])
+    wait_rows(worker, count_rows(path) + len(warmup), stall_s=max(stall_s, 90))
+    baseline = count_rows(path)
+    assert worker.process is not None
+    worker_cpu0, broker_cpu0, (own0, _) = (
+        proc_cpu_s(worker.process.pid),
+        proc_cpu_s(broker_pid),
+        own_cpu_s(),
+    )
+    started = asyncio.run(_burst(url, tasks))
+    finished = wait_rows(worker, baseline + len(tasks), stall_s=stall_s)
+    result = collect("mesh", worker.tables, tasks, finished - started)
+    result.cpu = {
+        "worker (incl. sandbox runs)": proc_cpu_s(worker.process.pid) - worker_cpu0,
+        "broker": proc_cpu_s(broker_pid) - broker_cpu0,
+        "bench process (LLM thread)": own_cpu_s()[0] - own0,
+    }
+    return result
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(n: int, fix_share: float, results: list[SideResult]) -> None:
+    fixes = sum(int((i + 1) * fix_share) > int(i * fix_share) for i in range(n))
+    print(f"machine: nproc={os.cpu_count()}  N={n} cycles ({fixes} [fix], {n - fixes} [pass])")
+    for result in results:
+        shown = ", ".join(f"{name} {secs:.1f} s" for name, secs in result.cpu.items())
+        print(f"cpu {result.name}: {shown}")
+        if result.missing:
+            print(f"{result.name}: {len(result.missing)} of {result.expected} cycles MISSING")
+        unexpected = {k: v for k, v in result.outcomes.items() if not k.startswith("passed/")}
+        if unexpected:
+            print(f"{result.name}: unexpected outcomes {unexpected}")
+    print("latency: created_at at send -> cycle's last verdict/review (cycles.csv); all N sent at")
+    print("once on both sides, so it includes queueing; wall: first send -> last cycle row")
+    print()
+    print(f"{'':<12}{'cycles/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'wall s':>9}{'done':>9}")
+    for r in results:
+        print(
+            f"{r.name:<12}{r.rate:>10.2f}{r.percentile_ms(50):>10.0f}{r.percentile_ms(95):>10.0f}"
+            f"{r.wall_s:>9.1f}{len(r.latencies_s):>5}/{r.expected:<3}"
+        )
+    mesh, local = results
+    if local.rate and local.latencies_s and mesh.latencies_s:
+        print(
+            f"ratios: mesh / in-process throughput {mesh.rate / local.rate:.3f}; "
+            f"latency p50 {mesh.percentile_ms(50) / local.percentile_ms(50):.2f}x, "
+            f"p95 {mesh.percentile_ms(95) / local.percentile_ms(95):.2f}x"
+        )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=200, help="measured cycles per side")
+    parser.add_argument("--fix-share", type=float, default=0.25, help="share of [fix] tasks")
+    parser.add_argument("--warmup", type=int, default=4, help="uncounted cycles first")
+    parser.add_argument("--stall", type=float, default=60.0, help="give up after s without rows")
+    args = parser.parse_args(argv)
+    if args.cycles < 1 or not 0.0 <= args.fix_share <= 1.0 or args.warmup < 1:
+        parser.error("need --cycles >= 1, --warmup >= 1 and 0 <= --fix-share <= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    run = f"b{int(time.time())}"
+    warmup = task_mix(args.warmup, 0.5, f"{run}-warm")
+    tasks = task_mix(args.cycles, args.fix_share, run)
+    llm = LLMThread().start()
+    broker = worker = None
+    with tempfile.TemporaryDirectory(prefix="aimesh-bench-") as tmp:
+        root = Path(tmp)
+        try:
+            (root / "inproc").mkdir()
+            env = worker_env(root / "inproc", "kafka://127.0.0.1:9", llm.host, free_port())
+            local = run_inprocess(env, root / "inproc", warmup, tasks)
+
+            broker, url = start_tansu()
+            (root / "mesh").mkdir()
+            port = free_port()
+            worker = Worker(root / "mesh", worker_env(root / "mesh", url, llm.host, port), port)
+            worker.start()
+            mesh = run_mesh(worker, broker.pid, url, warmup, tasks, args.stall)
+        except (AssertionError, RuntimeError) as exc:
+            print(f"bench failed: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if worker is not None:
+                worker.stop()
+            if broker is not None:
+                stop(broker)
+            llm.stop()
+    report(args.cycles, args.fix_share, [mesh, local])
+    return 1 if mesh.missing or local.missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
