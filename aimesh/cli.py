@@ -64,10 +64,9 @@ def _env_for_up(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _progress(settings: Settings, baseline: int) -> tuple[int, int, int]:
-    from aimesh.archive import CYCLE_COLUMNS, CsvArchive
+    from aimesh.archive import CycleArchive
 
-    cycles = CsvArchive(settings.tables_dir / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",)).read()
-    new = cycles.iloc[baseline:]
+    new = CycleArchive(settings.tables_dir).cycles.read().iloc[baseline:]
     passed = int((new["outcome"] == "passed").sum())
     return len(new), passed, len(new) - passed
 

@@ -79,6 +79,9 @@ BRAINSTORM_USER = (
 )
 
 
+ANSWER_WITH_CODE = "Answer with the function in one Python code block, without tests."
+
+
 def task_prompt(title: str, description: str, signature: str, tests: str) -> str:
     """The prompt of a first attempt: what to write and the tests it must pass."""
     head = f"Task: {title}\n{description}".strip()
@@ -88,19 +91,22 @@ def task_prompt(title: str, description: str, signature: str, tests: str) -> str
 
 
 def fix_prompt(original: str, code: str, error: str) -> str:
-    """The prompt of a fix task: it starts `FIX THIS CODE:`, then the code, the error, the task."""
+    """The prompt of a fix task: `FIX THIS CODE:`, the code, its error, then the task again.
+
+    The task comes last so that a small model, which continues whatever it read last, answers
+    the task rather than echoing the error report.
+    """
     return (
-        f"{FIX_PREFIX}\n```python\n{code}\n```\n\nIt failed with this error:\n{error}\n\n"
-        f"The original task was:\n{original}"
+        f"{FIX_PREFIX}\n```python\n{code}\n```\nIt failed with this error:\n{error}\n\n{original}"
     )
 
 
 def solve_messages(prompt: str, memories: Sequence[str]) -> list[dict[str, str]]:
     """Chat messages for the Consumer; past failures and lessons come before the task."""
-    user = prompt
+    user = f"{prompt}\n\n{ANSWER_WITH_CODE}"
     if memories:
         recalled = "\n\n".join(f"- {memory}" for memory in memories)
-        user = f"Lessons from similar past attempts:\n{recalled}\n\n{prompt}"
+        user = f"Lessons from similar past attempts:\n{recalled}\n\n{user}"
     return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": user}]
 
 

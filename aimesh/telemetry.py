@@ -31,7 +31,7 @@ async def emit(
     )
     try:
         await telemetry_topic.send(key=cycle_id or agent, value=record)
-    except Exception:
+    except Exception:  # telemetry is best effort by design
         log.exception("telemetry from %s could not be published", agent)
 
 

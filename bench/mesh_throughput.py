@@ -32,16 +32,13 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
-from aimesh import prompts
-from aimesh.archive import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CsvArchive, CycleJoin
-from aimesh.archive.join import new_state
-from aimesh.codeextract import extract_code
+from aimesh import steps
+from aimesh.archive import CYCLE_COLUMNS, CsvArchive, CycleArchive, new_state
 from aimesh.embedded.broker import free_port, start_tansu, stop
-from aimesh.llm.client import LLM, LLMError
+from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
-from aimesh.memory.skill import FAILURE, LESSON
 from aimesh.records import Task, now
-from aimesh.sandbox import Limits, RunResult, build_program, run_program
+from aimesh.sandbox import Limits
 from aimesh.settings import Settings
 from tests.conftest import LLMThread, Worker, json_key, worker_env
 from tests.kafka_io import produce
@@ -138,7 +135,7 @@ def own_cpu_s() -> tuple[float, float]:
 
 
 class Pipeline:
-    """The agents' steps as plain calls on the same engines; dicts instead of records/topics."""
+    """One cycle at a time through `aimesh.steps`, the functions the agents call, with no mesh."""
 
     def __init__(self, settings: Settings, tables: Path) -> None:
         self.settings = settings
@@ -156,126 +153,31 @@ class Pipeline:
             collection=settings.memory_collection,
         )
         self.limits = Limits(timeout_s=settings.sandbox_timeout)
-        self.attempts_csv = CsvArchive(
-            tables / "attempts.csv", ATTEMPT_COLUMNS, ("cycle_id", "attempt")
-        )
-        self.cycles_csv = cycles_archive(tables)
+        self.archive = CycleArchive(tables)
 
-    async def solve(self, task: dict[str, Any]) -> dict[str, Any]:
-        """Consumer: recall, then ask for code (as in aimesh.agents.consumer.solve)."""
-        query = task["previous_error"] or f"{task['title']}\n{task['description']}"
-        found = await self.memory.recall(query, self.settings.memory_k)
-        memories = [memory.as_prompt() for memory in found]
-        messages = prompts.solve_messages(task["prompt"] or task["description"], memories)
-        solution: dict[str, Any] = {
-            "cycle_id": task["cycle_id"], "attempt": task["attempt"], "code": "", "note": "",
-            "memories": memories, "model": "", "latency_ms": 0.0, "prompt_tokens": 0,
-            "completion_tokens": 0,
-        }  # fmt: skip
-        try:
-            result = await self.llm.chat(messages, max_tokens=512)
-        except LLMError as exc:
-            solution["note"] = f"LLM error: {exc}"
-        else:
-            solution.update(
-                code=extract_code(result.text, task["function_name"] or task["entry_point"]),
-                model=result.model,
-                latency_ms=result.latency_ms,
-                prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-            )
-        solution["created_at"] = now()
-        return solution
-
-    async def judge(self, task: dict[str, Any], code: str) -> RunResult:
-        """Sandbox: the same child-process run the Sandbox agent makes."""
-        if not code.strip():
-            return RunResult(status="error", error_type="NoCode", error="no Python code")
-        program = build_program(code, task["tests"], task["entry_point"] or None)
-        return await run_program(program, self.limits)
-
-    async def review(self, task: dict[str, Any], code: str) -> dict[str, Any]:
-        """Reviewer: one JSON chat; a bad answer is an invalid review, as in the agent."""
-        review: dict[str, Any] = {
-            "cycle_id": task["cycle_id"], "attempt": task["attempt"], "score": 0.0,
-            "critique": "No code to review.", "issues": [], "valid": True,
-        }  # fmt: skip
-        if code.strip():
-            try:
-                result = await self.llm.chat(
-                    prompts.review_messages(task["prompt"] or task["description"], code),
-                    schema=prompts.REVIEW_SCHEMA,
-                    max_tokens=300,
-                )
-                data = result.json()
-                review.update(score=float(data["score"]), critique=str(data["critique"]))
-                review.update(issues=[str(i) for i in data.get("issues", [])])
-            except (LLMError, ValueError, KeyError, TypeError) as exc:
-                review.update(score=None, critique=f"Review unavailable: {exc}", valid=False)
-        review["created_at"] = now()
-        return review
-
-    def archive(self, state: dict[str, Any], part: str, data: dict[str, Any]) -> None:
+    def record(self, state: dict[str, Any], part: str, record: Any) -> dict[str, Any]:
         """Persistence: the same join and CSV appends as aimesh.agents.persistence."""
-        if not CycleJoin.add(state, part, data["attempt"], data):
-            return
-        rows = CycleJoin.complete_attempts(state)
-        if rows:
-            self.attempts_csv.append(rows)
-            CycleJoin.mark_written(state, rows)
-        finished = CycleJoin.finished_cycle(state)
-        if finished:
-            self.cycles_csv.append([finished])
-            state.update(CycleJoin.close(state))
+        data = record.asdict()
+        data.pop("task", None)
+        return self.archive.add(state, part, data)[0]
 
-    async def cycle(self, first: dict[str, Any]) -> None:
+    async def cycle(self, task: Task) -> None:
         """One task to its end: attempts and fixes in order, like the agents' hand-offs."""
-        state, task, used = new_state(), first, 0
-        max_fixes = self.settings.max_fixes
+        state, used = new_state(), 0
         while True:
-            self.archive(state, "task", task)
-            solution = await self.solve(task)
-            self.archive(state, "solution", solution)
-            result = await self.judge(task, solution["code"])
-            review = await self.review(task, solution["code"])
-            fixes_left = max(max_fixes - used, 0)
-            outcome = "passed" if result.passed else ("" if fixes_left else "gave_up")
-            if not result.passed and fixes_left:
-                used += 1
-            verdict = {
-                **result.to_dict(), "cycle_id": task["cycle_id"], "attempt": task["attempt"],
-                "outcome": outcome, "fixes_left": max_fixes - used, "created_at": now(),
-            }  # fmt: skip
-            self.archive(state, "verdict", verdict)
-            self.archive(state, "review", review)
-            error = f"{result.error_type}: {result.error}"
-            remember = {"cycle_id": task["cycle_id"], "attempt": task["attempt"]}
-            remember.update(task=task["description"], code=solution["code"])
-            if result.passed:
-                if task["attempt"] > 1:
-                    await self.memory.remember(LESSON, **remember, error=task["previous_error"])
-            else:
-                await self.memory.remember(FAILURE, **remember, error=error)
-            if outcome:
+            state = self.record(state, "task", task)
+            recalled = await steps.recall(self.memory, task, self.settings.memory_k)
+            solution = await steps.solve(self.llm, task, recalled.memories)
+            state = self.record(state, "solution", solution)
+            result = await steps.judge(solution, self.limits)
+            decision = steps.decide(result, used, self.settings.max_fixes)
+            used = decision.fixes_used
+            state = self.record(state, "verdict", steps.verdict_of(solution, result, decision))
+            state = self.record(state, "review", await steps.review(self.llm, solution))
+            await steps.remember(self.memory, solution, result)
+            if not decision.fix:
                 return
-            task = self.fix_task(task, solution["code"], result)
-
-    @staticmethod
-    def fix_task(task: dict[str, Any], code: str, result: RunResult) -> dict[str, Any]:
-        """The next attempt, built as aimesh.agents.sandbox.fix_task builds it."""
-        error = f"{result.error_type}: {result.error}".strip(": ")
-        if result.stderr and result.status != "failed":
-            error += f"\n{result.stderr[-800:]}"
-        original = prompts.task_prompt(
-            task["title"], task["description"], task["signature"], task["tests"]
-        )
-        return {
-            **task,
-            "attempt": task["attempt"] + 1,
-            "prompt": prompts.fix_prompt(original, code, error),
-            "previous_code": code,
-            "previous_error": error,
-        }
+            task = steps.fix_task(solution, result)
 
 
 async def _inprocess(
@@ -284,10 +186,10 @@ async def _inprocess(
     pipeline = Pipeline(settings, tables)
     try:
         for task in warmup:
-            await pipeline.cycle(stamped(task).asdict())
+            await pipeline.cycle(stamped(task))
         cpu0, kids0 = own_cpu_s()
         started = time.perf_counter()
-        arrived = [stamped(task).asdict() for task in tasks]  # all arrive at once, as on Kafka
+        arrived = [stamped(task) for task in tasks]  # all arrive at once, as on Kafka
         for task in arrived:
             await pipeline.cycle(task)
         wall = time.perf_counter() - started

@@ -102,7 +102,8 @@ def test_redelivered_messages_create_no_second_row_or_fix(worker, broker_url):
     fixes = [v for k, v in read_topic(broker_url, "ai_topic") if k == task.cycle_id]
     assert sorted({t["attempt"] for t in fixes}) == [1, 2]
     solutions = [v for k, v in read_topic(broker_url, "ai_solutions") if k == task.cycle_id]
-    assert len(solutions) == 2 * 2, "only the test's own re-sends, no new solution"
+    seen = [(s["attempt"], s["created_at"]) for s in solutions]
+    assert len(solutions) == 2 * 2, f"only the test's own re-sends, no new solution: {seen}"
 
 
 def test_a_stored_failure_is_recalled_into_the_fix_prompt(worker, broker_url, scripted_llm):
@@ -198,6 +199,8 @@ def test_json_views_report_the_run(worker, broker_url):
     assert 0 < len(events) <= 5
     status = httpx.get(f"{worker.web}/api/status").json()
     assert status["parts"]["broker"]["embedded"] is False
+    assert status["parts"]["memory"]["error"] == ""
+    assert status["parts"]["memory"]["counts"]["failure"] >= 1
     assert all(status["agents"].values())
     for bad in ("0", "-1", "abc", "100000"):
         response = httpx.get(f"{worker.web}/api/cycles", params={"limit": bad})

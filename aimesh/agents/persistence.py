@@ -14,40 +14,26 @@ from faust import StreamT
 
 from aimesh.agents.guard import accepted
 from aimesh.app import app, settings
-from aimesh.archive import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CsvArchive, CycleJoin
-from aimesh.archive.join import new_state
+from aimesh.archive import CycleArchive, new_state
 from aimesh.telemetry import event, metric
 from aimesh.topics import failed_topic, reviews_topic, solutions_topic, tasks_topic, verified_topic
 
 AGENT = "persistence"
 
-attempts_csv = CsvArchive(
-    settings.tables_dir / "attempts.csv", ATTEMPT_COLUMNS, ("cycle_id", "attempt")
-)
-cycles_csv = CsvArchive(settings.tables_dir / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",))
-
+archive = CycleArchive(settings.tables_dir)
 joins = app.Table("archive_join", default=new_state, partitions=settings.partitions)
 
 
 async def record_part(part: str, record: faust.Record) -> None:
     """Add one part to its cycle's join and write whatever rows that completes."""
-    cycle_id: str = record.cycle_id  # type: ignore[attr-defined]
-    state: dict[str, Any] = joins[cycle_id]
     data = record.asdict()
     data.pop("task", None)
-    if not CycleJoin.add(state, part, data["attempt"], data):
-        return
-    rows = CycleJoin.complete_attempts(state)
-    if rows:
-        attempts_csv.append(rows)
-        CycleJoin.mark_written(state, rows)
-    finished = CycleJoin.finished_cycle(state)
+    cycle_id = data["cycle_id"]
+    state, finished = archive.add(joins[cycle_id], part, data)
+    joins[cycle_id] = state
     if finished:
-        cycles_csv.append([finished])
-        state = CycleJoin.close(state)
         await event(AGENT, "cycle_archived", cycle_id=cycle_id, outcome=finished["outcome"])
         await metric(AGENT, "cycle_attempts", finished["attempts"], cycle_id=cycle_id)
-    joins[cycle_id] = state
 
 
 async def _archive(part: str, stream: StreamT[Any]) -> None:

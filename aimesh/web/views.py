@@ -10,7 +10,8 @@ from typing import Any
 
 from faust import StreamT, web
 
-from aimesh.agents.persistence import attempts_csv, cycles_csv
+from aimesh import services
+from aimesh.agents.persistence import archive
 from aimesh.app import app, settings
 from aimesh.records import Telemetry
 from aimesh.topics import telemetry_topic
@@ -54,14 +55,24 @@ async def telemetry_feed(stream: StreamT[Telemetry]) -> None:
         recent_telemetry.append(record.asdict())
 
 
+async def memory_state() -> dict[str, Any]:
+    """Counts of stored failures and lessons, or the error that keeps memory from working."""
+    try:
+        return {"counts": await services.memory().count(), "error": ""}
+    except Exception as exc:  # the status page reports, it does not fail
+        return {"counts": {}, "error": f"{type(exc).__name__}: {exc}"}
+
+
 @app.page("/api/status")
 class Status(web.View):
     async def get(self, request: web.Request) -> web.Response:
+        state = parts()
+        state["memory"].update(await memory_state())
         return self.json(
             {
                 "app": app.conf.id,
                 "uptime_s": round(time.time() - _started, 1),
-                "parts": parts(),
+                "parts": state,
                 "agents": {name: not agent.should_stop for name, agent in app.agents.items()},
             }
         )
@@ -70,7 +81,7 @@ class Status(web.View):
 @app.page("/api/summary")
 class Summary(web.View):
     async def get(self, request: web.Request) -> web.Response:
-        return self.json(summarize(cycles_csv.read(), attempts_csv.read()))
+        return self.json(summarize(archive.cycles.read(), archive.attempts.read()))
 
 
 @app.page("/api/cycles")
@@ -80,7 +91,9 @@ class Cycles(web.View):
             limit = _limit(request, 20)
         except BadRequest as exc:
             return self.json({"error": str(exc)}, status=400)
-        return self.json({"cycles": latest_cycles(cycles_csv.read(), attempts_csv.read(), limit)})
+        return self.json(
+            {"cycles": latest_cycles(archive.cycles.read(), archive.attempts.read(), limit)}
+        )
 
 
 @app.page("/api/telemetry")

@@ -1,0 +1,191 @@
+"""The steps of one cycle as plain async functions over the engines: no Faust, no topics.
+
+Agents are glue that move these steps' results between topics; the benchmark's in-process loop
+calls the very same functions, so the two differ only by the mesh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aimesh import prompts
+from aimesh.codeextract import extract_code
+from aimesh.llm.client import LLM, LLMError
+from aimesh.memory import MemorySkill
+from aimesh.memory.skill import FAILURE, LESSON
+from aimesh.records import Review, Solution, Task, Verdict, now
+from aimesh.sandbox import Limits, RunResult, build_program, run_program
+
+
+@dataclass(frozen=True)
+class Recall:
+    memories: list[str]
+    error: str = ""
+
+
+async def recall(memory: MemorySkill, task: Task, k: int) -> Recall:
+    """Memories near the task's error (for a fix) or its text; a memory outage is a value."""
+    query = task.previous_error or f"{task.title}\n{task.description}"
+    try:
+        found = await memory.recall(query, k)
+    except Exception as exc:  # an outage must not stop code generation
+        return Recall([], f"{type(exc).__name__}: {exc}")
+    return Recall([m.as_prompt() for m in found])
+
+
+async def solve(llm: LLM, task: Task, memories: list[str]) -> Solution:
+    """Ask the model for code; an unreachable model or an answer without code is a value, too."""
+    messages = prompts.solve_messages(task.prompt or task.description, memories)
+    fields: dict[str, Any] = {"code": "", "note": ""}
+    try:
+        result = await llm.chat(messages, max_tokens=512)
+    except LLMError as exc:
+        fields["note"] = f"LLM error: {exc}"
+    else:
+        fields.update(
+            code=extract_code(result.text, task.function_name or task.entry_point),
+            model=result.model,
+            latency_ms=result.latency_ms,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+        )
+        if not fields["code"]:
+            fields["note"] = f"no Python code in the answer: {result.text[:300]!r}"
+    return Solution(
+        cycle_id=task.cycle_id,
+        attempt=task.attempt,
+        task=task,
+        memories=memories,
+        created_at=now(),
+        **fields,
+    )
+
+
+async def judge(solution: Solution, limits: Limits) -> RunResult:
+    """Run the solution with its task's tests; no code at all is an error without a run."""
+    if not solution.code.strip():
+        note = solution.note or "the answer had no Python code"
+        return RunResult(status="error", error_type="NoCode", error=note)
+    task = solution.task
+    program = build_program(solution.code, task.tests, task.entry_point or None)
+    return await run_program(program, limits)
+
+
+def _review_fields(data: object) -> tuple[float, str, list[str]]:
+    """Validate the model's review JSON; raise ValueError saying what is wrong with it."""
+    if not isinstance(data, dict):
+        raise ValueError("the review is not a JSON object")
+    score, critique, issues = data.get("score"), data.get("critique"), data.get("issues", [])
+    if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0 <= score <= 1:
+        raise ValueError(f"score {score!r} is not a number from 0 to 1")
+    if not isinstance(critique, str):
+        raise ValueError("critique is not a string")
+    if not isinstance(issues, list):
+        raise ValueError("issues is not a list")
+    return float(score), critique, [str(issue) for issue in issues]
+
+
+async def review(llm: LLM, solution: Solution) -> Review:
+    """A Review for every solution: an unusable answer gives valid=False with the reason."""
+    base: dict[str, Any] = {"cycle_id": solution.cycle_id, "attempt": solution.attempt}
+    if not solution.code.strip():
+        return Review(**base, score=0.0, critique="No code to review.", created_at=now())
+    task = solution.task.prompt or solution.task.description
+    try:
+        result = await llm.chat(
+            prompts.review_messages(task, solution.code),
+            schema=prompts.REVIEW_SCHEMA,
+            max_tokens=300,
+        )
+        score, critique, issues = _review_fields(result.json())
+    except (LLMError, ValueError) as exc:
+        critique = f"Review unavailable: {exc}"[:1000]
+        return Review(**base, score=None, critique=critique, valid=False, created_at=now())
+    return Review(
+        **base,
+        score=score,
+        critique=critique,
+        issues=issues,
+        model=result.model,
+        latency_ms=result.latency_ms,
+        created_at=now(),
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a verdict means for the cycle: its end (`outcome` set), or one more fix."""
+
+    outcome: str
+    fixes_used: int
+    fixes_left: int
+
+    @property
+    def fix(self) -> bool:
+        return not self.outcome
+
+
+def decide(result: RunResult, fixes_used: int, max_fixes: int) -> Decision:
+    """Pass ends the cycle; a failure spends one fix while the budget lasts, else gives up."""
+    if result.passed:
+        return Decision("passed", fixes_used, max_fixes - fixes_used)
+    if fixes_used < max_fixes:
+        return Decision("", fixes_used + 1, max_fixes - fixes_used - 1)
+    return Decision("gave_up", fixes_used, 0)
+
+
+def verdict_of(solution: Solution, result: RunResult, decision: Decision) -> Verdict:
+    return Verdict(
+        cycle_id=solution.cycle_id,
+        attempt=solution.attempt,
+        outcome=decision.outcome,
+        fixes_left=decision.fixes_left,
+        created_at=now(),
+        **result.to_dict(),
+    )
+
+
+def error_text(result: RunResult) -> str:
+    """The error as the next prompt and memory see it (with stderr unless a plain assertion)."""
+    error = f"{result.error_type}: {result.error}".strip(": ")
+    if result.stderr and result.status != "failed":
+        error += f"\n{result.stderr[-800:]}"
+    return error
+
+
+def fix_task(solution: Solution, result: RunResult) -> Task:
+    """The next attempt: the original task with the failed code and its error in the prompt."""
+    task = solution.task
+    error = error_text(result)
+    original = prompts.task_prompt(task.title, task.description, task.signature, task.tests)
+    return Task(
+        **{
+            **task.asdict(),
+            "attempt": solution.attempt + 1,
+            "prompt": prompts.fix_prompt(original, solution.code, error),
+            "previous_code": solution.code,
+            "previous_error": error,
+        }
+    )
+
+
+async def remember(memory: MemorySkill, solution: Solution, result: RunResult) -> str:
+    """Store a failure, or the lesson of a passing fix; return the error text, "" when stored."""
+    if result.passed and solution.attempt == 1:
+        return ""
+    kind, error = (
+        (LESSON, solution.task.previous_error) if result.passed else (FAILURE, error_text(result))
+    )
+    try:
+        await memory.remember(
+            kind,
+            cycle_id=solution.cycle_id,
+            attempt=solution.attempt,
+            task=solution.task.description,
+            code=solution.code,
+            error=error,
+        )
+    except Exception as exc:  # losing a memory must not lose the cycle
+        return f"{type(exc).__name__}: {exc}"
+    return ""
