@@ -34,11 +34,22 @@ def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str
         raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be a whole number >= 0")
-    return value
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A converter to a whole number in [low, high]."""
+
+    def convert(raw: str) -> int:
+        value = int(raw)
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise ValueError(f"must be a whole number {bound}")
+        return value
+
+    return convert
+
+
+_positive_int = _whole(0)
+_at_least_one = _whole(1)
+_port = _whole(1, 65535)
 
 
 def _positive_float(raw: str) -> float:
@@ -135,16 +146,3 @@ class Settings:
             run_id=_parse(env, "AIMESH_RUN_ID", "", str),
         )
 
-
-def _at_least_one(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 < value < 65536:
-        raise ValueError("must be a TCP port (1-65535)")
-    return value

@@ -1,5 +1,9 @@
 """Configuration: defaults that work with nothing set, and a named variable for every bad value."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from aimesh.settings import ConfigError, Settings
@@ -48,3 +52,12 @@ def test_values_are_read_and_normalised(tmp_path):
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_command_refuses_a_bad_value_naming_the_variable():
+    env = {**os.environ, "AIMESH_MAX_FIXES": "-1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "aimesh", "up"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "configuration error: AIMESH_MAX_FIXES='-1'" in result.stderr
