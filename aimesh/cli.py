@@ -71,13 +71,36 @@ def _progress(settings: Settings, baseline: int) -> tuple[int, int, int]:
     return len(new), passed, len(new) - passed
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived: stop what was started, then exit."""
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and a supervisor's SIGTERM both end in the same clean stop (even when the shell
+    that started us made SIGINT ignored, as it does for background jobs)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def up(args: argparse.Namespace) -> int:
     """Start what is missing, run the worker, report progress; 0 once --max-cycles finished."""
-    from aimesh.embedded.broker import start_tansu
+    from aimesh.embedded.broker import port_is_free, start_tansu
     from aimesh.embedded.llm import find_ollama, start_embedded_llm
 
     env = _env_for_up(args)
     settings = Settings.from_env(env)
+    if not port_is_free(settings.web_host, settings.web_port):
+        print(
+            f"aimesh: {settings.web_host}:{settings.web_port} is in use; choose another port "
+            "with --web-port or AIMESH_WEB_PORT",
+            file=sys.stderr,
+        )
+        return 1
+    _stop_on_signals()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     mesh = Mesh()
@@ -115,10 +138,12 @@ def up(args: argparse.Namespace) -> int:
             flush=True,
         )
         return _watch(mesh, settings, baseline, args.max_cycles)
-    except KeyboardInterrupt:
-        print("\nstopping", flush=True)
+    except Stopped as stopped:
+        print(f"\nstopping ({stopped})", flush=True)
         return 130
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         mesh.stop()
 
 
@@ -143,17 +168,15 @@ def _watch(mesh: Mesh, settings: Settings, baseline: int, max_cycles: int | None
 
 
 def broker(args: argparse.Namespace) -> int:
-    """Run the embedded broker in the foreground (the Procfile's `broker`)."""
-    from aimesh.embedded.broker import start_tansu, stop
+    """Run the embedded broker in the foreground (the Procfile's `broker`).
 
-    process, url = start_tansu(port=args.port)
-    print(f"embedded Tansu broker at {url}", flush=True)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop(process)
+    The process becomes Tansu itself, so every signal a process manager sends reaches it.
+    """
+    from aimesh.embedded.broker import tansu_command
+
+    command = tansu_command(args.host, args.port)
+    print(f"embedded Tansu broker at kafka://{args.host}:{args.port}", flush=True)
+    os.execv(command[0], command)
 
 
 def llm(args: argparse.Namespace) -> int:
@@ -193,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--web-port", type=int, help="port of the dashboard and JSON views")
     run.set_defaults(handler=up)
     b = commands.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
+    b.add_argument("--host", default="127.0.0.1")
     b.add_argument("--port", type=int, default=9092)
     b.set_defaults(handler=broker)
     s = commands.add_parser("llm", help="run the embedded Ollama-compatible LLM server")

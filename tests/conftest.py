@@ -166,3 +166,15 @@ def worker(
 def json_key(cycle_id: str) -> bytes:
     """Keys are JSON on the mesh (Faust's key_serializer='json')."""
     return json.dumps(cycle_id).encode()
+
+
+def processes_with(marker: str) -> list[str]:
+    """Processes whose environment holds `marker`: everything `aimesh up` started inherits it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found

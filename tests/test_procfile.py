@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from aimesh.embedded.broker import free_port
+from tests.conftest import processes_with
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,7 @@ def test_honcho_starts_the_three_parts_and_the_worker_uses_them(tmp_path):
         output, _ = honcho.communicate(timeout=60)
     for name in ("broker.1", "llm.1", "worker.1"):
         assert f"{name} " in output or f"{name}|" in output, output[-3000:]
+    assert not processes_with(f"AIMESH_DATA_DIR={env['AIMESH_DATA_DIR']}"), "all parts stopped"
 
 
 def _wait_json(url: str, timeout: float, process: subprocess.Popen[str]) -> dict:

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from aimesh.archive import CYCLE_COLUMNS, CsvArchive
 from aimesh.embedded.broker import free_port
-from tests.conftest import worker_env
+from tests.conftest import processes_with, worker_env
 
 
 def up_env(tmp_path: Path, llm_host: str, web_port: int) -> dict[str, str]:
@@ -53,7 +54,8 @@ def test_up_runs_n_cycles_on_an_embedded_broker_and_exits_0(tmp_path, scripted_l
     assert _closed(port), "the worker's web server is gone"
 
 
-def test_ctrl_c_stops_everything_it_started(tmp_path, scripted_llm):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_everything_it_started(tmp_path, scripted_llm, stop_signal):
     port = free_port()
     env = up_env(tmp_path, scripted_llm.host, port)
     env["AIMESH_MAX_TASKS"] = "0"
@@ -63,7 +65,7 @@ def test_ctrl_c_stops_everything_it_started(tmp_path, scripted_llm):
     )  # fmt: skip
     try:
         _wait_for(f"http://127.0.0.1:{port}/api/status", 90)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         output, _ = process.communicate(timeout=60)
     finally:
         process.kill()
@@ -71,7 +73,7 @@ def test_ctrl_c_stops_everything_it_started(tmp_path, scripted_llm):
     broker = output.split("embedded Tansu at kafka://")[1].split()[0]
     broker_port = broker.rsplit(":", 1)[1]
     assert _closed(port) and _closed(int(broker_port)), output
-    assert not _processes_with(f"AIMESH_DATA_DIR={env['AIMESH_DATA_DIR']}")
+    assert not processes_with(f"AIMESH_DATA_DIR={env['AIMESH_DATA_DIR']}")
 
 
 def _wait_for(url: str, timeout: float) -> None:
@@ -90,13 +92,16 @@ def _closed(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _processes_with(marker: str) -> list[str]:
-    """Processes whose environment holds `marker`: everything `aimesh up` started inherits it."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            continue
-    return found
+def test_a_busy_web_port_is_a_clear_error_before_anything_starts(tmp_path, scripted_llm):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "aimesh", "up", "--web-port", str(port)],
+            env=up_env(tmp_path, scripted_llm.host, port), cwd=tmp_path, capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is in use" in result.stderr and "--web-port" in result.stderr
+    assert "broker:" not in result.stdout

@@ -37,6 +37,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_port(host: str, port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -48,22 +58,27 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def tansu_command(host: str, port: int) -> list[str]:
+    """Tansu on one loopback listener, memory storage (DESIGN.md, section 2)."""
+    url = f"tcp://{host}:{port}"
+    return [
+        str(tansu_binary()), "broker",
+        "--listener-url", url, "--advertised-listener-url", url,
+        "--storage-engine", "memory://tansu/", "--cluster-id", "aimesh",
+    ]  # fmt: skip
+
+
 def start_tansu(
     port: int | None = None, host: str = "127.0.0.1"
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start Tansu on a loopback port; return the process and its `kafka://` URL once it listens."""
     port = port or free_port(host)
-    url = f"tcp://{host}:{port}"
     process = subprocess.Popen(
-        [
-            str(tansu_binary()), "broker",
-            "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/", "--cluster-id", "aimesh",
-        ],
+        tansu_command(host, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     if not wait_for_port(host, port, timeout=15):
         process.kill()
         raise BrokerError(f"tansu did not listen on {host}:{port} within 15 s")
