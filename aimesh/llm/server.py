@@ -328,6 +328,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _shutdown_pools(app: web.Application) -> None:
+    """Drop queued model calls at once, so a stop waits for one generation, not the queue."""
     for pool in app[_POOLS_KEY].values():
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -341,7 +342,7 @@ def build_app(chat: ChatBackend, embedder: EmbedBackend) -> web.Application:
         lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ollama-{lane}")
         for lane in ("chat", "embed")
     }
-    app.on_cleanup.append(_shutdown_pools)
+    app.on_shutdown.append(_shutdown_pools)
     app.router.add_get("/", _root)
     app.router.add_get("/api/version", _version)
     app.router.add_get("/api/tags", _tags)
@@ -354,7 +355,7 @@ def build_app(chat: ChatBackend, embedder: EmbedBackend) -> web.Application:
 
 async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Start serving in the running loop; the caller owns `runner.cleanup()`."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
