@@ -21,6 +21,7 @@ def llm() -> LLM:
         settings.chat_model,
         settings.embed_model,
         timeout=settings.llm_timeout,
+        retry_for=settings.llm_timeout,
     )
 
 

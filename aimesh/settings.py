@@ -47,15 +47,15 @@ def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
     return convert
 
 
-_positive_int = _whole(0)
+_zero_or_more = _whole(0)
 _at_least_one = _whole(1)
 _port = _whole(1, 65535)
 
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if value < 0:
-        raise ValueError("must be a number >= 0")
+    if not value > 0:
+        raise ValueError("must be a number > 0")
     return value
 
 
@@ -80,9 +80,18 @@ def _http_url(raw: str) -> str:
     return text.rstrip("/")
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    """The parts `aimesh up` started itself (`broker`, `llm`), so the status view can say so."""
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = set(names) - {"broker", "llm"}
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; expected broker, llm")
+    return names
+
+
 def _task_source(raw: str) -> str:
     if raw.lower() == "humaneval":
-        raise ValueError("the HumanEval source arrives with the sandbox work; give a JSONL path")
+        raise ValueError("HumanEval is not a built-in source yet; give the path of a JSONL file")
     if not Path(raw).is_file():
         raise ValueError("no such file")
     return raw
@@ -113,6 +122,7 @@ class Settings:
     sandbox_timeout: float = 10.0
     app_id: str = "aimesh"
     run_id: str = ""
+    embedded: tuple[str, ...] = ()
 
     @property
     def memory_path(self) -> Path:
@@ -129,12 +139,12 @@ class Settings:
             data_dir=_parse(env, "AIMESH_DATA_DIR", Path(".aimesh"), Path),
             tables_dir=_parse(env, "AIMESH_TABLES_DIR", Path("tables"), Path),
             tasks=_parse(env, "AIMESH_TASKS", None, _task_source),
-            max_tasks=_parse(env, "AIMESH_MAX_TASKS", None, _positive_int),
+            max_tasks=_parse(env, "AIMESH_MAX_TASKS", None, _zero_or_more),
             task_interval=_parse(env, "AIMESH_TASK_INTERVAL", 1.0, _positive_float),
-            max_fixes=_parse(env, "AIMESH_MAX_FIXES", 3, _positive_int),
+            max_fixes=_parse(env, "AIMESH_MAX_FIXES", 3, _zero_or_more),
             chat_model=_parse(env, "AIMESH_CHAT_MODEL", DEFAULT_CHAT_MODEL, str),
             embed_model=_parse(env, "AIMESH_EMBED_MODEL", DEFAULT_EMBED_MODEL, str),
-            memory_k=_parse(env, "AIMESH_MEMORY_K", 3, _positive_int),
+            memory_k=_parse(env, "AIMESH_MEMORY_K", 3, _zero_or_more),
             memory_collection=_parse(env, "AIMESH_MEMORY_COLLECTION", "aimesh_memory", str),
             partitions=_parse(env, "AIMESH_PARTITIONS", 4, _at_least_one),
             web_host=_parse(env, "AIMESH_WEB_HOST", "127.0.0.1", str),
@@ -144,5 +154,5 @@ class Settings:
             sandbox_timeout=_parse(env, "AIMESH_SANDBOX_TIMEOUT", 10.0, _positive_float),
             app_id=_parse(env, "AIMESH_APP_ID", "aimesh", str),
             run_id=_parse(env, "AIMESH_RUN_ID", "", str),
+            embedded=_parse(env, "AIMESH_EMBEDDED", (), _names),
         )
-

@@ -28,7 +28,7 @@ async def recall(memory: MemorySkill, task: Task, k: int) -> Recall:
     """Memories near the task's error (for a fix) or its text; a memory outage is a value."""
     query = task.previous_error or f"{task.title}\n{task.description}"
     try:
-        found = await memory.recall(query, k)
+        found = await memory.recall(query, k, exclude_cycle=task.cycle_id)
     except Exception as exc:  # an outage must not stop code generation
         return Recall([], f"{type(exc).__name__}: {exc}")
     return Recall([m.as_prompt() for m in found])

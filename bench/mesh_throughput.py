@@ -159,7 +159,7 @@ class Pipeline:
         """Persistence: the same join and CSV appends as aimesh.agents.persistence."""
         data = record.asdict()
         data.pop("task", None)
-        return self.archive.add(state, part, data)[0]
+        return self.archive.add(state, part, data).state
 
     async def cycle(self, task: Task) -> None:
         """One task to its end: attempts and fixes in order, like the agents' hand-offs."""

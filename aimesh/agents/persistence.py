@@ -12,7 +12,7 @@ from typing import Any
 import faust
 from faust import StreamT
 
-from aimesh.agents.guard import accepted
+from aimesh.agents.guard import handle
 from aimesh.app import app, settings
 from aimesh.archive import CycleArchive, new_state
 from aimesh.telemetry import event, metric
@@ -29,17 +29,22 @@ async def record_part(part: str, record: faust.Record) -> None:
     data = record.asdict()
     data.pop("task", None)
     cycle_id = data["cycle_id"]
-    state, finished = archive.add(joins[cycle_id], part, data)
-    joins[cycle_id] = state
-    if finished:
-        await event(AGENT, "cycle_archived", cycle_id=cycle_id, outcome=finished["outcome"])
-        await metric(AGENT, "cycle_attempts", finished["attempts"], cycle_id=cycle_id)
+    joined = archive.add(joins[cycle_id], part, data)
+    if not joined.changed:
+        return
+    joins[cycle_id] = joined.state
+    if joined.finished:
+        outcome, attempts = joined.finished["outcome"], joined.finished["attempts"]
+        await event(AGENT, "cycle_archived", cycle_id=cycle_id, outcome=outcome)
+        await metric(AGENT, "cycle_attempts", attempts, cycle_id=cycle_id)
 
 
 async def _archive(part: str, stream: StreamT[Any]) -> None:
+    async def on_record(record: faust.Record) -> None:
+        await record_part(part, record)
+
     async for message in stream.events():
-        if await accepted(AGENT, message):
-            await record_part(part, message.value)
+        await handle(AGENT, message, on_record)
 
 
 @app.agent(tasks_topic, name="persist_tasks")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust import StreamT
 
 from aimesh import services, steps
-from aimesh.agents.guard import accepted
+from aimesh.agents.guard import handle
 from aimesh.app import app, settings
 from aimesh.records import Solution
 from aimesh.telemetry import event, metric
@@ -14,16 +14,18 @@ from aimesh.topics import reviews_topic, solutions_topic
 AGENT = "reviewer"
 
 
+async def on_solution(solution: Solution) -> None:
+    """Every solution gets a review, a usable one or one that says why there is none."""
+    review = await steps.review(services.llm(), solution)
+    await reviews_topic.send(key=solution.cycle_id, value=review)
+    if not review.valid:
+        await event(AGENT, "review_invalid", cycle_id=solution.cycle_id, error=review.critique)
+    if review.model:
+        await metric(AGENT, "llm_latency_ms", review.latency_ms, cycle_id=solution.cycle_id)
+    await metric(AGENT, "review_score", review.score or 0.0, cycle_id=solution.cycle_id)
+
+
 @app.agent(solutions_topic, concurrency=settings.llm_concurrency)
 async def reviewer(stream: StreamT[Solution]) -> None:
     async for message in stream.events():
-        solution: Solution = message.value
-        if not await accepted(AGENT, message):
-            continue
-        review = await steps.review(services.llm(), solution)
-        await reviews_topic.send(key=solution.cycle_id, value=review)
-        if not review.valid:
-            await event(AGENT, "review_invalid", cycle_id=solution.cycle_id, error=review.critique)
-        if review.model:
-            await metric(AGENT, "llm_latency_ms", review.latency_ms, cycle_id=solution.cycle_id)
-        await metric(AGENT, "review_score", review.score or 0.0, cycle_id=solution.cycle_id)
+        await handle(AGENT, message, on_solution)

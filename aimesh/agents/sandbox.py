@@ -3,18 +3,22 @@
 Pass: the verdict goes to `ai_verified_solutions` and ends the cycle. Fail: the verdict goes to
 `ai_failed_solutions`, the error goes to memory, and while the retry budget lasts a
 `FIX THIS CODE:` task goes back to `ai_topic`; once it is spent the cycle ends as gave_up.
-The budget table is keyed by the root task id and also remembers the last attempt judged, so a
-redelivered solution creates neither a second verdict nor a second fix task.
+
+The budget table, keyed by the root task id, keeps the last decision with its outputs, written
+before they are sent: a redelivered solution gets the same verdict and fix task again (which
+the agents downstream ignore as duplicates) instead of a second, possibly different, judgement.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from faust import StreamT
 
 from aimesh import services, steps
-from aimesh.agents.guard import accepted
+from aimesh.agents.guard import handle
 from aimesh.app import app, settings
-from aimesh.records import Solution
+from aimesh.records import Solution, Task, Verdict
 from aimesh.telemetry import event, log_event, metric
 from aimesh.topics import failed_topic, solutions_topic, tasks_topic, verified_topic
 
@@ -23,28 +27,32 @@ AGENT = "sandbox"
 retry_budget = app.Table("retry_budget", default=dict, partitions=settings.partitions)
 
 
-def _already_judged(solution: Solution) -> bool:
-    state = retry_budget[solution.cycle_id]
-    return bool(state.get("outcome")) or solution.attempt <= state.get("last_attempt", 0)
+async def _send(cycle_id: str, decided: dict[str, Any]) -> None:
+    verdict = Verdict(**decided["verdict"])
+    await (verified_topic if verdict.passed else failed_topic).send(key=cycle_id, value=verdict)
+    if decided["fix"]:
+        await tasks_topic.send(key=cycle_id, value=Task(**decided["fix"]))
 
 
 async def judge(solution: Solution) -> None:
+    """Run, decide, record the decision, then send it; memory comes last and may fail alone."""
     cycle_id = solution.cycle_id
     result = await steps.judge(solution, services.limits())
     await metric(AGENT, "sandbox_ms", result.duration_ms, cycle_id=cycle_id)
-    used = retry_budget[cycle_id].get("fixes_used", 0)
-    decision = steps.decide(result, used, settings.max_fixes)
-    retry_budget[cycle_id] = {
+    decision = steps.decide(result, retry_budget[cycle_id].get("fixes_used", 0), settings.max_fixes)
+    fix = steps.fix_task(solution, result) if decision.fix else None
+    decided = {
         "last_attempt": solution.attempt,
         "fixes_used": decision.fixes_used,
         "outcome": decision.outcome,
+        "verdict": steps.verdict_of(solution, result, decision).asdict(),
+        "fix": fix.asdict() if fix else None,
     }
-    verdict = steps.verdict_of(solution, result, decision)
-    await (verified_topic if result.passed else failed_topic).send(key=cycle_id, value=verdict)
+    retry_budget[cycle_id] = decided
+    await _send(cycle_id, decided)
     await event(AGENT, "verdict", cycle_id=cycle_id, status=result.status)
-    if decision.fix:
-        await tasks_topic.send(key=cycle_id, value=steps.fix_task(solution, result))
-        await event(AGENT, "retry", cycle_id=cycle_id, attempt=solution.attempt + 1)
+    if fix:
+        await event(AGENT, "retry", cycle_id=cycle_id, attempt=fix.attempt)
     else:
         await event(
             AGENT, f"cycle_{decision.outcome}", cycle_id=cycle_id, attempts=solution.attempt
@@ -54,15 +62,21 @@ async def judge(solution: Solution) -> None:
         await event(AGENT, "memory_unavailable", cycle_id=cycle_id, error=memory_error[:300])
 
 
+async def on_solution(solution: Solution) -> None:
+    state = retry_budget[solution.cycle_id]
+    last = state.get("last_attempt", 0)
+    if solution.attempt == last:
+        await _send(solution.cycle_id, state)
+        note = f"re-sent the decision on redelivered attempt {solution.attempt}"
+    elif solution.attempt < last or state.get("outcome"):
+        note = f"skipped redelivered attempt {solution.attempt}"
+    else:
+        await judge(solution)
+        return
+    await log_event(AGENT, note, cycle_id=solution.cycle_id)
+
+
 @app.agent(solutions_topic)
 async def sandbox(stream: StreamT[Solution]) -> None:
     async for message in stream.events():
-        solution: Solution = message.value
-        if not await accepted(AGENT, message):
-            continue
-        if _already_judged(solution):
-            await log_event(
-                AGENT, f"skipped redelivered attempt {solution.attempt}", cycle_id=solution.cycle_id
-            )
-            continue
-        await judge(solution)
+        await handle(AGENT, message, on_solution)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aimesh.archive.csv_archive import CsvArchive
 from aimesh.archive.join import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CycleJoin
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The cycle's new join state; whether the part changed it; the cycle row, if it ended."""
+
+    state: dict[str, Any]
+    changed: bool
+    finished: dict[str, Any] | None = None
 
 
 class CycleArchive:
@@ -18,19 +28,16 @@ class CycleArchive:
         )
         self.cycles = CsvArchive(tables_dir / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",))
 
-    def add(
-        self, state: dict[str, Any], part: str, data: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Join one part; write the rows it completes. Returns the new state, and the cycle row
-        when this part finished the cycle."""
+    def add(self, state: dict[str, Any], part: str, data: dict[str, Any]) -> Joined:
+        """Join one part and write the rows it completes; a duplicate changes nothing."""
         if not CycleJoin.add(state, part, data["attempt"], data):
-            return state, None
+            return Joined(state, changed=False)
         rows = CycleJoin.complete_attempts(state)
         if rows:
             self.attempts.append(rows)
             CycleJoin.mark_written(state, rows)
         finished = CycleJoin.finished_cycle(state)
-        if finished:
-            self.cycles.append([finished])
-            state = CycleJoin.close(state)
-        return state, finished
+        if finished is None:
+            return Joined(state, changed=True)
+        self.cycles.append([finished])
+        return Joined(CycleJoin.close(state), changed=True, finished=finished)

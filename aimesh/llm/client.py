@@ -97,6 +97,8 @@ class LLM:
                 ) from exc
             except (ConnectionError, httpx.TransportError) as exc:
                 if time.monotonic() + delay > deadline:
-                    raise LLMError(f"no LLM answered at {self.host}: {exc}") from exc
+                    raise LLMError(f"no LLM answered at {self.host}: {exc!r}") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 8.0)
+            except Exception as exc:  # e.g. a reply the client cannot parse: still the LLM's fault
+                raise LLMError(f"{kwargs.get('model')}: {type(exc).__name__}: {exc}") from exc

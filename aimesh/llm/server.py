@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -386,6 +388,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = build_app(SmolLM2Chat(n_ctx=args.n_ctx, n_threads=args.threads), E5Embedder())
     asyncio.run(_serve_until_signalled(app, args.host, args.port))
+    # A generation already running in a worker thread cannot be interrupted, and the interpreter
+    # would join that thread at exit, holding the CPU for minutes on a busy machine: leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -46,13 +46,25 @@ class MemorySkill:
     """Store failures and lessons; recall the k nearest to an error or a task."""
 
     def __init__(
-        self, client: AsyncQdrantClient, embed: Embed, model: str, collection: str
+        self,
+        connect: Callable[[], AsyncQdrantClient],
+        embed: Embed,
+        model: str,
+        collection: str,
     ) -> None:
-        self._client = client
+        self._connect = connect
+        self._connected: AsyncQdrantClient | None = None
         self._embed = embed
         self.model = model
         self.collection = collection
         self._ready = False
+
+    @property
+    def _client(self) -> AsyncQdrantClient:
+        """Connect on first use, so a locked or unreachable store fails a call, not a start-up."""
+        if self._connected is None:
+            self._connected = self._connect()
+        return self._connected
 
     async def _vector(self, text: str) -> list[float]:
         (vector,) = await self._embed([text])
@@ -101,12 +113,20 @@ class MemorySkill:
         )
         return point_id
 
-    async def recall(self, text: str, k: int) -> list[Memory]:
+    async def recall(self, text: str, k: int, *, exclude_cycle: str = "") -> list[Memory]:
+        """The k memories nearest to `text`; `exclude_cycle` leaves out one cycle's own ones,
+        which that cycle's prompt already shows."""
         if k <= 0 or not text.strip():
             return []
         vector = await self._vector(text)
+        others = None
+        if exclude_cycle:
+            own = models.FieldCondition(
+                key="cycle_id", match=models.MatchValue(value=exclude_cycle)
+            )
+            others = models.Filter(must_not=[own])
         found = await self._client.query_points(
-            self.collection, query=vector, limit=k, with_payload=True
+            self.collection, query=vector, limit=k, with_payload=True, query_filter=others
         )
         return [
             Memory(
@@ -135,7 +155,8 @@ class MemorySkill:
         return result
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._connected is not None:
+            await self._connected.close()
 
 
 def open_memory(
@@ -147,9 +168,11 @@ def open_memory(
     collection: str = "aimesh_memory",
 ) -> MemorySkill:
     """A Qdrant server when `url` is set, else qdrant-client's local mode persisted under `path`."""
-    if url:
-        client = AsyncQdrantClient(url=url)
-    else:
+
+    def connect() -> AsyncQdrantClient:
+        if url:
+            return AsyncQdrantClient(url=url)
         path.mkdir(parents=True, exist_ok=True)
-        client = AsyncQdrantClient(path=str(path))
-    return MemorySkill(client, embed, model, collection)
+        return AsyncQdrantClient(path=str(path))
+
+    return MemorySkill(connect, embed, model, collection)

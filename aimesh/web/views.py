@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from faust import StreamT, web
 from aimesh import services
 from aimesh.agents.persistence import archive
 from aimesh.app import app, settings
+from aimesh.llm.client import DEFAULT_HOST
 from aimesh.records import Telemetry
 from aimesh.topics import telemetry_topic
 from aimesh.web.summary import latest_cycles, summarize
@@ -35,12 +35,12 @@ def _limit(request: web.Request, default: int) -> int:
 
 
 def parts() -> dict[str, Any]:
-    """Which parts are embedded or external; `aimesh up` says so through AIMESH_EMBEDDED_*."""
-    embedded = set(filter(None, os.environ.get("AIMESH_EMBEDDED", "").split(",")))
+    """Which parts are embedded or external (`aimesh up` tells its worker: AIMESH_EMBEDDED)."""
+    embedded = settings.embedded
     return {
         "broker": {"url": str(app.conf.broker[0]) if app.conf.broker else "",
                    "embedded": "broker" in embedded},
-        "llm": {"host": settings.ollama_host or "http://127.0.0.1:11434",
+        "llm": {"host": settings.ollama_host or DEFAULT_HOST,
                 "embedded": "llm" in embedded,
                 "chat_model": settings.chat_model, "embed_model": settings.embed_model},
         "memory": {"url": settings.qdrant_url or str(settings.memory_path),
