@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from aimesh.settings import EMBEDDED_EMBED_MODEL, ConfigError, Settings
+from aimesh.settings import EMBEDDED_EMBED_MODEL, ConfigError, Settings, first_host_port
 
 
 def _worker_command(log_level: str = "info") -> list[str]:
@@ -32,17 +32,10 @@ class Mesh:
         self.processes.append((name, process))
 
     def stop(self) -> None:
+        from aimesh.embedded.broker import stop
+
         for _, process in reversed(self.processes):
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop(process, timeout=30)
 
     def dead(self) -> str | None:
         for name, process in self.processes:
@@ -196,8 +189,8 @@ def worker(args: argparse.Namespace) -> int:
     from aimesh.embedded.broker import wait_for_port
 
     url = Settings.from_env().broker_url or DEFAULT_BROKER
-    host, _, port = url.split("://", 1)[1].split(",")[0].rpartition(":")
-    if not wait_for_port(host, int(port), timeout=args.wait):
+    host, port = first_host_port(url)
+    if not wait_for_port(host, port, timeout=args.wait):
         print(f"aimesh: no broker listens at {url} (AIMESH_BROKER_URL)", file=sys.stderr)
         return 1
     command = _worker_command(args.log_level)

@@ -11,9 +11,10 @@ from typing import Any
 
 import faust
 
+from aimesh.sandbox import STATUSES
+
 MAX_ID = 128
 MAX_TEXT = 64_000
-STATUSES = ("passed", "failed", "error", "timeout", "limit")
 OUTCOMES = ("", "passed", "gave_up")
 TELEMETRY_TYPES = ("log", "metric", "event")
 
@@ -64,6 +65,10 @@ class Task(faust.Record, serializer="json", include_metadata=False):
         found += _text_problems(self, "title", "description", "tests", "prompt", "previous_code")
         if isinstance(self.tests, str) and not self.tests.strip():
             found.append("tests are empty")
+        if self.entry_point and not (
+            isinstance(self.entry_point, str) and self.entry_point.isidentifier()
+        ):
+            found.append("entry_point must be a Python identifier")
         return found
 
 

@@ -72,6 +72,12 @@ def _kafka_url(raw: str) -> str:
     return text
 
 
+def first_host_port(kafka_url: str) -> tuple[str, int]:
+    """The first bootstrap server of a `kafka://h:p[,h:p]` URL."""
+    parsed = urlparse(f"//{kafka_url.split('://', 1)[-1].split(',')[0]}")
+    return parsed.hostname or "127.0.0.1", parsed.port or 9092
+
+
 def _http_url(raw: str) -> str:
     text = raw if "://" in raw else f"http://{raw}"
     parsed = urlparse(text)

@@ -33,10 +33,12 @@ async def test_a_stored_failure_is_found_again_by_a_similar_error(llm, tmp_path)
     lesson = await memory.recall("IndexError: string index out of range", k=2)
     assert {m.kind for m in lesson} == {FAILURE, LESSON}
     assert await memory.count() == {FAILURE: 2, LESSON: 1}
-    again = await memory.remember(
+    await memory.remember(
         FAILURE, cycle_id="c1", attempt=1, task="add numbers", code="x", error="AssertionError"
     )
-    assert again and (await memory.count())[FAILURE] == 2, "redelivery replaces, never adds"
+    assert (await memory.count())[FAILURE] == 2, "redelivery replaces, never adds"
+    others = await memory.recall("AssertionError: assert add(2, 2) == 4", k=3, exclude_cycle="c1")
+    assert "c1" not in {m.cycle_id for m in others} and len(others) == 2
     await memory.close()
 
 

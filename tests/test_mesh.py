@@ -10,6 +10,7 @@ import json
 import uuid
 
 import httpx
+from aiokafka.partitioner import murmur2
 
 from aimesh.records import Review, Solution, Task, Verdict
 from tests.conftest import MAX_FIXES, Worker, json_key
@@ -20,7 +21,7 @@ TESTS = "assert add(1, 2) == 3\nassert add(0, 0) == 0\nassert add(-1, 1) == 0"
 
 def new_task(marker: str, cycle_id: str | None = None) -> Task:
     cycle_id = cycle_id or f"{marker.strip('[]')}-{uuid.uuid4().hex[:8]}"
-    title = f"{marker} add two numbers"
+    title = f"{marker} add two numbers ({cycle_id})"
     return Task(
         cycle_id=cycle_id,
         attempt=1,
@@ -32,6 +33,15 @@ def new_task(marker: str, cycle_id: str | None = None) -> Task:
         prompt=f"Task: {title}\nReturn the sum of a and b.\n\nIt must pass these tests:\n{TESTS}",
         source="test",
     )
+
+
+def same_partition_as(cycle_id: str, partitions: int = 4) -> str:
+    """A new cycle id whose messages land on the same partitions as `cycle_id`'s."""
+    target = murmur2(json_key(cycle_id)) & 0x7FFFFFFF
+    while True:
+        candidate = f"pass-{uuid.uuid4().hex[:8]}"
+        if (murmur2(json_key(candidate)) & 0x7FFFFFFF) % partitions == target % partitions:
+            return candidate
 
 
 def send(worker: Worker, broker_url: str, task: Task) -> str:
@@ -95,7 +105,8 @@ def test_redelivered_messages_create_no_second_row_or_fix(worker, broker_url):
             if k == task.cycle_id
         ]
         produce(broker_url, topic, *again)
-    marker = send(worker, broker_url, new_task("[pass]"))
+    # A later cycle on the same partitions is archived only after every duplicate before it.
+    marker = send(worker, broker_url, new_task("[pass]", same_partition_as(task.cycle_id)))
     worker.wait_cycle(marker)
     assert [row["attempt"] for row in worker.attempts(task.cycle_id)] == [1, 2]
     assert sum(row["cycle_id"] == task.cycle_id for row in worker.cycles()) == 1
@@ -106,19 +117,23 @@ def test_redelivered_messages_create_no_second_row_or_fix(worker, broker_url):
     assert len(solutions) == 2 * 2, f"only the test's own re-sends, no new solution: {seen}"
 
 
-def test_a_stored_failure_is_recalled_into_the_fix_prompt(worker, broker_url, scripted_llm):
-    cycle_id = send(worker, broker_url, new_task("[fix]"))
-    worker.wait_cycle(cycle_id)
-    fix_prompts = [
+def test_a_stored_failure_is_recalled_into_another_cycles_prompts(worker, broker_url, scripted_llm):
+    earlier = send(worker, broker_url, new_task("[fix]"))
+    worker.wait_cycle(earlier)
+    later = send(worker, broker_url, new_task("[fix]"))
+    worker.wait_cycle(later)
+    prompts = [
         chat["messages"][-1]["content"]
         for chat in scripted_llm.llm.chats
-        if cycle_id in str(chat) or "FIX THIS CODE:" in chat["messages"][-1]["content"]
+        if f"({later})" in chat["messages"][-1]["content"]
+        and "Code:" not in chat["messages"][-1]["content"]
     ]
-    recalled = [p for p in fix_prompts if "Lessons from similar past attempts" in p]
-    assert recalled, "the fix prompt carries memories"
-    assert "return a - b" in recalled[-1] and "failed with" in recalled[-1]
-    second = worker.attempts(cycle_id)[1]
-    assert int(second["memories_used"]) >= 1
+    first, fix = prompts
+    for prompt in (first, fix):
+        assert prompt.startswith("Lessons from similar past attempts:")
+        assert "return a - b" in prompt.split("Task:")[0] and "failed with" in prompt
+    assert "FIX THIS CODE:" in fix
+    assert [int(row["memories_used"]) >= 1 for row in worker.attempts(later)] == [True, True]
 
 
 def test_garbage_from_the_llm_is_a_clear_failed_attempt(worker, broker_url):
@@ -188,9 +203,10 @@ def test_telemetry_follows_the_seed_schema(worker, broker_url):
 
 
 def test_json_views_report_the_run(worker, broker_url):
-    worker.wait_cycle(send(worker, broker_url, new_task("[pass]")))
+    for marker in ("[pass]", "[fix]"):
+        worker.wait_cycle(send(worker, broker_url, new_task(marker)))
     summary = httpx.get(f"{worker.web}/api/summary").json()
-    assert summary["cycles_finished"] >= 1 and summary["passed"] >= 1
+    assert summary["cycles_finished"] >= 2 and summary["passed"] >= 2
     assert 0 <= summary["pass_rate_first_try"] <= summary["pass_rate_after_fixes"] <= 1
     assert summary["mean_llm_latency_ms"] is not None
     cycles = httpx.get(f"{worker.web}/api/cycles", params={"limit": 2}).json()["cycles"]

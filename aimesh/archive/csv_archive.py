@@ -26,6 +26,7 @@ class CsvArchive:
         self.key = list(key)
         self._seen: set[tuple[str, ...]] = set()
         self._read_upto = 0
+        self._frame: tuple[tuple[int, int], pd.DataFrame] | None = None
 
     def _key_of(self, row: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(row[name]) for name in self.key)
@@ -78,7 +79,20 @@ class CsvArchive:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read(self) -> pd.DataFrame:
-        """The whole file as a DataFrame (empty, with the columns, before the first row)."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        """The whole file as a DataFrame (empty, with the columns, before the first row).
+
+        Parsed again only when the file changed: the web views ask every few seconds.
+        """
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
             return pd.DataFrame(columns=self.columns)
-        return pd.read_csv(self.path, keep_default_na=False, dtype={name: str for name in self.key})
+        version = (stat.st_mtime_ns, stat.st_size)
+        if self._frame is None or self._frame[0] != version:
+            frame = (
+                pd.read_csv(self.path, keep_default_na=False, dtype=dict.fromkeys(self.key, str))
+                if stat.st_size
+                else pd.DataFrame(columns=self.columns)
+            )
+            self._frame = (version, frame)
+        return self._frame[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -86,11 +87,15 @@ def start_tansu(
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    """SIGTERM, then SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop a process started in its own session, with whatever it started in turn: the whole
+    group gets SIGTERM, and SIGKILL if it is still there after `timeout` seconds."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
