@@ -7,6 +7,7 @@ are co-partitioned and the tables that join them stay correct with many workers.
 from __future__ import annotations
 
 from aimesh.app import app, settings
+from aimesh.deadletter import DEAD_LETTER_TOPIC
 from aimesh.records import DeadLetter, Review, Solution, Task, Telemetry, Verdict
 
 TASKS = "ai_topic"
@@ -15,9 +16,7 @@ VERIFIED = "ai_verified_solutions"
 FAILED = "ai_failed_solutions"
 REVIEWS = "ai_reviews"
 TELEMETRY = "ai_telemetry"
-DEAD_LETTERS = "ai_dead_letters"
-
-ALL = (TASKS, SOLUTIONS, VERIFIED, FAILED, REVIEWS, TELEMETRY, DEAD_LETTERS)
+DEAD_LETTERS = DEAD_LETTER_TOPIC  # named where the app's Topic class sends to it
 
 _partitions = settings.partitions
 

@@ -115,6 +115,8 @@ def test_redelivered_messages_create_no_second_row_or_fix(worker, broker_url):
     solutions = [v for k, v in read_topic(broker_url, "ai_solutions") if k == task.cycle_id]
     seen = [(s["attempt"], s["created_at"]) for s in solutions]
     assert len(solutions) == 2 * 2, f"only the test's own re-sends, no new solution: {seen}"
+    reviews = [v for k, v in read_topic(broker_url, "ai_reviews") if k == task.cycle_id]
+    assert len(reviews) == 2 * 2, "only the test's own re-sends, no new review"
 
 
 def test_a_stored_failure_is_recalled_into_another_cycles_prompts(worker, broker_url, scripted_llm):

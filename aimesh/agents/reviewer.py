@@ -6,23 +6,35 @@ from faust import StreamT
 
 from aimesh import services, steps
 from aimesh.agents.guard import handle
+from aimesh.agents.ledger import Ledger
 from aimesh.app import app, settings
 from aimesh.records import Solution
-from aimesh.telemetry import event, metric
+from aimesh.telemetry import event, log_event, metric
 from aimesh.topics import reviews_topic, solutions_topic
 
 AGENT = "reviewer"
 
+ledger = Ledger("reviewer_handled")
 
-async def on_solution(solution: Solution) -> None:
+
+async def critique(solution: Solution) -> None:
     """Every solution gets a review, a usable one or one that says why there is none."""
     review = await steps.review(services.llm(), solution)
-    await reviews_topic.send(key=solution.cycle_id, value=review)
+    await (await reviews_topic.send(key=solution.cycle_id, value=review))
     if not review.valid:
         await event(AGENT, "review_invalid", cycle_id=solution.cycle_id, error=review.critique)
     if review.model:
         await metric(AGENT, "llm_latency_ms", review.latency_ms, cycle_id=solution.cycle_id)
     await metric(AGENT, "review_score", review.score or 0.0, cycle_id=solution.cycle_id)
+
+
+async def on_solution(solution: Solution) -> None:
+    if ledger.done(solution.cycle_id, solution.attempt):
+        note = f"skipped redelivered attempt {solution.attempt}"
+        await log_event(AGENT, note, cycle_id=solution.cycle_id)
+        return
+    async with ledger.working_on(solution.cycle_id, solution.attempt):
+        await critique(solution)
 
 
 @app.agent(solutions_topic, concurrency=settings.llm_concurrency)

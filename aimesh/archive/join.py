@@ -27,7 +27,7 @@ def new_state() -> dict[str, Any]:
 
 
 class CycleJoin:
-    """Pure functions over one cycle's join state."""
+    """The join's rules, as functions over one cycle's state dict (which they update in place)."""
 
     @staticmethod
     def add(state: dict[str, Any], part: str, attempt: int, data: dict[str, Any]) -> bool:
