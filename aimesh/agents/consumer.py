@@ -9,7 +9,7 @@ from aimesh.agents.guard import handle
 from aimesh.agents.ledger import Ledger
 from aimesh.app import app, settings
 from aimesh.records import Task
-from aimesh.telemetry import event, log_event, metric
+from aimesh.telemetry import event, metric
 from aimesh.topics import solutions_topic, tasks_topic
 
 AGENT = "consumer"
@@ -30,18 +30,13 @@ async def solve(task: Task) -> None:
         await metric(AGENT, "llm_latency_ms", solution.latency_ms, cycle_id=task.cycle_id)
         await metric(AGENT, "completion_tokens", solution.completion_tokens, cycle_id=task.cycle_id)
     if solution.note:
-        await event(AGENT, "no_code", cycle_id=task.cycle_id, note=solution.note[:300])
+        kind = "llm_error" if not solution.model else "no_code"
+        await event(AGENT, kind, cycle_id=task.cycle_id, note=solution.note[:300])
     await event(AGENT, "solution_sent", cycle_id=task.cycle_id, attempt=task.attempt)
 
 
 async def on_task(task: Task) -> None:
-    if ledger.done(task.cycle_id, task.attempt):
-        await log_event(
-            AGENT, f"skipped redelivered attempt {task.attempt}", cycle_id=task.cycle_id
-        )
-        return
-    async with ledger.working_on(task.cycle_id, task.attempt):
-        await solve(task)
+    await ledger.once(AGENT, task.cycle_id, task.attempt, lambda: solve(task))
 
 
 @app.agent(tasks_topic, concurrency=settings.llm_concurrency)

@@ -8,10 +8,11 @@ attempts in progress are tracked in memory as well.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aimesh.app import app, settings
+from aimesh.telemetry import log_event
 
 
 class Ledger:
@@ -33,3 +34,13 @@ class Ledger:
             self.table[cycle_id] = attempt
         finally:
             self._in_progress.discard((cycle_id, attempt))
+
+    async def once(
+        self, agent: str, cycle_id: str, attempt: int, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run `work` unless this attempt is done or under way; say so in telemetry if it is."""
+        if self.done(cycle_id, attempt):
+            await log_event(agent, f"skipped redelivered attempt {attempt}", cycle_id=cycle_id)
+            return
+        async with self.working_on(cycle_id, attempt):
+            await work()

@@ -9,7 +9,7 @@ from aimesh.agents.guard import handle
 from aimesh.agents.ledger import Ledger
 from aimesh.app import app, settings
 from aimesh.records import Solution
-from aimesh.telemetry import event, log_event, metric
+from aimesh.telemetry import event, metric
 from aimesh.topics import reviews_topic, solutions_topic
 
 AGENT = "reviewer"
@@ -29,12 +29,7 @@ async def critique(solution: Solution) -> None:
 
 
 async def on_solution(solution: Solution) -> None:
-    if ledger.done(solution.cycle_id, solution.attempt):
-        note = f"skipped redelivered attempt {solution.attempt}"
-        await log_event(AGENT, note, cycle_id=solution.cycle_id)
-        return
-    async with ledger.working_on(solution.cycle_id, solution.attempt):
-        await critique(solution)
+    await ledger.once(AGENT, solution.cycle_id, solution.attempt, lambda: critique(solution))
 
 
 @app.agent(solutions_topic, concurrency=settings.llm_concurrency)

@@ -84,26 +84,34 @@ class Summary(web.View):
         return self.json(summarize(archive.cycles.read(), archive.attempts.read()))
 
 
-@app.page("/api/cycles")
-class Cycles(web.View):
+class LimitedView(web.View):
+    """A list view with `?limit=N`; a bad limit is a 400 that says what is allowed."""
+
+    default_limit = 20
+
+    def latest(self, limit: int) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def get(self, request: web.Request) -> web.Response:
         try:
-            limit = _limit(request, 20)
+            limit = _limit(request, self.default_limit)
         except BadRequest as exc:
             return self.json({"error": str(exc)}, status=400)
-        return self.json(
-            {"cycles": latest_cycles(archive.cycles.read(), archive.attempts.read(), limit)}
-        )
+        return self.json(self.latest(limit))
+
+
+@app.page("/api/cycles")
+class Cycles(LimitedView):
+    def latest(self, limit: int) -> dict[str, Any]:
+        return {"cycles": latest_cycles(archive.cycles.read(), archive.attempts.read(), limit)}
 
 
 @app.page("/api/telemetry")
-class TelemetryView(web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        try:
-            limit = _limit(request, 100)
-        except BadRequest as exc:
-            return self.json({"error": str(exc)}, status=400)
-        return self.json({"events": list(recent_telemetry)[-limit:][::-1]})
+class TelemetryView(LimitedView):
+    default_limit = 100
+
+    def latest(self, limit: int) -> dict[str, Any]:
+        return {"events": list(recent_telemetry)[-limit:][::-1]}
 
 
 @app.page("/dashboard")
