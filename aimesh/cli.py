@@ -176,7 +176,11 @@ def llm(args: argparse.Namespace) -> int:
     """Run the embedded Ollama-compatible server in the foreground (the Procfile's `llm`)."""
     from aimesh.llm.server import main as serve
 
-    serve(["--host", args.host, "--port", str(args.port)])
+    threads = Settings.from_env().llm_threads
+    serve(
+        ["--host", args.host, "--port", str(args.port)]
+        + (["--threads", str(threads)] if threads else [])
+    )
     return 0
 
 

@@ -125,6 +125,7 @@ class Settings:
     web_port: int = 6066
     llm_timeout: float = 300.0
     llm_concurrency: int = 2
+    llm_threads: int | None = None
     sandbox_timeout: float = 10.0
     app_id: str = "aimesh"
     run_id: str = ""
@@ -157,6 +158,7 @@ class Settings:
             web_port=_parse(env, "AIMESH_WEB_PORT", 6066, _port),
             llm_timeout=_parse(env, "AIMESH_LLM_TIMEOUT", 300.0, _positive_float),
             llm_concurrency=_parse(env, "AIMESH_LLM_CONCURRENCY", 2, _at_least_one),
+            llm_threads=_parse(env, "AIMESH_LLM_THREADS", None, _at_least_one),
             sandbox_timeout=_parse(env, "AIMESH_SANDBOX_TIMEOUT", 10.0, _positive_float),
             app_id=_parse(env, "AIMESH_APP_ID", "aimesh", str),
             run_id=_parse(env, "AIMESH_RUN_ID", "", str),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -33,6 +34,7 @@ from aimesh.llm.backends import (
     TokenCounter,
 )
 
+log = logging.getLogger(__name__)
 OLLAMA_VERSION = "0.6.3"
 DEFAULT_TEMPERATURE = 0.2
 """Ollama's own default (0.8) makes a 135M model ramble; Modelfiles of small models lower it."""
@@ -220,6 +222,11 @@ async def _generation(
             seed=params.seed,
         )
     total_ns = time.perf_counter_ns() - start
+    log.info(
+        "%s: %d prompt tokens in %.2f s, %d tokens in %.2f s, %.2f s in all",
+        model, done.prompt_tokens, done.prompt_eval_ns / 1e9, done.completion_tokens,
+        done.eval_ns / 1e9, total_ns / 1e9,
+    )  # fmt: skip
 
     def part(text: str) -> dict[str, Any]:
         head: dict[str, Any] = {"model": model, "created_at": _now()}
@@ -377,7 +384,8 @@ async def _serve_until_signalled(app: web.Application, host: str, port: int) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `python -m aimesh.llm.server --port 11434`."""
+    """Entry point: `python -m aimesh.llm.server --port 11434`; one log line per generation."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)

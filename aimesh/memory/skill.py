@@ -17,6 +17,7 @@ from qdrant_client import AsyncQdrantClient, models
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 
+MAX_PROMPT_CODE = 600
 FAILURE = "failure"
 LESSON = "lesson"
 _NAMESPACE = uuid.UUID("5f0c1b7e-8a52-4c35-9b8e-4c0d7a1e2b11")
@@ -36,10 +37,12 @@ class Memory:
     cycle_id: str
 
     def as_prompt(self) -> str:
-        """How a memory reads inside the Consumer's prompt."""
+        """How a memory reads inside the Consumer's prompt: short, since every token of it is
+        paid for on each attempt (a small model's context and speed are both scarce)."""
+        code = self.code if len(self.code) <= MAX_PROMPT_CODE else self.code[:MAX_PROMPT_CODE] + "…"
         if self.kind == LESSON:
-            return f"This error: {self.error[:300]}\nwas fixed by:\n```python\n{self.code}\n```"
-        return f"This code:\n```python\n{self.code}\n```\nfailed with: {self.error[:300]}"
+            return f"This error: {self.error[:300]}\nwas fixed by:\n```python\n{code}\n```"
+        return f"This code:\n```python\n{code}\n```\nfailed with: {self.error[:300]}"
 
 
 class MemorySkill:
