@@ -121,11 +121,11 @@ def find_smollm2_gguf() -> Path:
 
 
 def default_threads() -> int:
-    """One core fewer than the machine has: the mesh always shares the cores, and llama.cpp
-    with every core busy slowed down more than tenfold under any other load (measured on 2 cores:
-    31 tokens/s with 1 thread, 15 with an embedding loop beside it, while 2 threads beside the
-    same loop did not finish 326 tokens in 6 minutes)."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """Every core. Measured on 2 cores during `aimesh up --max-cycles 5`: 73 tokens/s with 2
+    threads against 47 with 1, since the mesh's other load comes in short bursts. Under a
+    sustained load beside it, 2 threads collapse (326 tokens not done in 6 minutes beside an
+    embedding loop, against 15 tokens/s with 1 thread): set AIMESH_LLM_THREADS then."""
+    return os.cpu_count() or 1
 
 
 def fit_messages(

@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--n-ctx", type=int, default=2048, help="context window of the chat model")
     parser.add_argument(
-        "--threads", type=int, default=None, help="llama.cpp threads (default: cores - 1)"
+        "--threads", type=int, default=None, help="llama.cpp threads (default: every core)"
     )
     args = parser.parse_args(argv)
     app = build_app(SmolLM2Chat(n_ctx=args.n_ctx, n_threads=args.threads), E5Embedder())
