@@ -126,8 +126,7 @@ def up(args: argparse.Namespace) -> int:
         mesh.add("worker", worker)
         print(
             f"worker: running (log {logs / 'worker.log'}); "
-            f"dashboard http://{settings.web_host}:{env.get('AIMESH_WEB_PORT', settings.web_port)}"
-            "/dashboard",
+            f"dashboard http://{settings.web_host}:{settings.web_port}/dashboard",
             flush=True,
         )
         return _watch(mesh, settings, baseline, args.max_cycles)
@@ -230,7 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        Settings.from_env(_env_for_up(args) if args.command == "up" else os.environ)
         code = args.handler(args)
     except ConfigError as exc:
         print(f"aimesh: configuration error: {exc}", file=sys.stderr)
