@@ -200,6 +200,23 @@ def worker(args: argparse.Namespace) -> int:
     os.execv(command[0], command)
 
 
+def sandbox(args: argparse.Namespace) -> int:
+    """Run one program (and a test file after it, in the same namespace) in the sandbox; print the
+    verdict as one JSON object; exit 0 only when it passed."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from aimesh.sandbox import LAYERS, Limits, build_program, run_program
+
+    code = Path(args.code_file).read_text(encoding="utf-8")
+    tests = Path(args.test).read_text(encoding="utf-8") if args.test else ""
+    limits = Limits(timeout_s=args.timeout)
+    result = asyncio.run(run_program(build_program(code, tests), limits))
+    print(json.dumps({**result.to_dict(), "layers": list(LAYERS)}))
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aimesh",
@@ -219,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=11434)
     s.set_defaults(handler=llm)
+    x = commands.add_parser("sandbox", help="run one program in the sandbox; print its verdict")
+    x.add_argument("code_file", help="the program")
+    x.add_argument("--test", help="a test file, run after the program in the same namespace")
+    x.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds")
+    x.set_defaults(handler=sandbox)
     w = commands.add_parser("worker", help="run one Faust worker against the configured broker")
     w.add_argument("-l", "--log-level", default="info")
     w.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the broker")

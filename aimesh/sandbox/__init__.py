@@ -2,6 +2,6 @@
 
 from aimesh.sandbox.limits import Limits
 from aimesh.sandbox.program import build_program
-from aimesh.sandbox.runner import STATUSES, RunResult, run_program
+from aimesh.sandbox.runner import LAYERS, STATUSES, RunResult, run_program
 
-__all__ = ["STATUSES", "Limits", "RunResult", "build_program", "run_program"]
+__all__ = ["LAYERS", "STATUSES", "Limits", "RunResult", "build_program", "run_program"]

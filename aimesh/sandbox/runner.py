@@ -26,6 +26,8 @@ from typing import Any
 from aimesh.sandbox.limits import Limits
 
 STATUSES = ("passed", "failed", "error", "timeout", "limit")
+# What this runner does to contain a program, named as verdicts and `aimesh sandbox` report it.
+LAYERS = ("empty-env", "scratch-dir", "rlimits", "wall-timeout", "output-cap", "group-kill")
 
 _PROGRAM = "program.py"
 _HARNESS = "harness.py"
