@@ -115,6 +115,7 @@ class Verdict(faust.Record, serializer="json", include_metadata=False):
     duration_ms: float = 0.0
     outcome: str = ""
     fixes_left: int = 0
+    layers: list[str] = []
     created_at: float = 0.0
 
     def problems(self) -> list[str]:

@@ -15,7 +15,7 @@ from aimesh.llm.client import LLM, LLMError
 from aimesh.memory import MemorySkill
 from aimesh.memory.skill import FAILURE, LESSON
 from aimesh.records import Review, Solution, Task, Verdict, now
-from aimesh.sandbox import Limits, RunResult, build_program, run_program
+from aimesh.sandbox import LAYERS, Limits, RunResult, build_program, run_program
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,7 @@ def verdict_of(solution: Solution, result: RunResult, decision: Decision) -> Ver
         attempt=solution.attempt,
         outcome=decision.outcome,
         fixes_left=decision.fixes_left,
+        layers=list(LAYERS),
         created_at=now(),
         **result.to_dict(),
     )

@@ -14,6 +14,7 @@ from aimesh.agents.persistence import archive
 from aimesh.app import app, settings
 from aimesh.llm.client import DEFAULT_HOST
 from aimesh.records import Telemetry
+from aimesh.sandbox import LAYERS
 from aimesh.topics import telemetry_topic
 from aimesh.web.summary import latest_cycles, summarize
 
@@ -45,6 +46,7 @@ def parts() -> dict[str, Any]:
                 "chat_model": settings.chat_model, "embed_model": settings.embed_model},
         "memory": {"url": settings.qdrant_url or str(settings.memory_path),
                    "embedded": settings.qdrant_url is None},
+        "sandbox": {"layers": list(LAYERS), "timeout_s": settings.sandbox_timeout},
     }  # fmt: skip
 
 
