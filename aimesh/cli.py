@@ -14,8 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aimesh.settings import EMBEDDED_EMBED_MODEL, ConfigError, Settings, first_host_port
+
+if TYPE_CHECKING:
+    from aimesh.archive import CycleArchive
 
 
 def _worker_command(log_level: str = "info") -> list[str]:
@@ -56,10 +60,9 @@ def _env_for_up(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def _progress(settings: Settings, baseline: int) -> tuple[int, int, int]:
-    from aimesh.archive import CycleArchive
-
-    new = CycleArchive(settings.tables_dir).cycles.read().iloc[baseline:]
+def _progress(archive: CycleArchive, baseline: int) -> tuple[int, int, int]:
+    """Cycles finished since `baseline` rows: all, passed, gave up (read again only on change)."""
+    new = archive.cycles.read().iloc[baseline:]
     passed = int((new["outcome"] == "passed").sum())
     return len(new), passed, len(new) - passed
 
@@ -81,6 +84,7 @@ def _stop_on_signals() -> None:
 
 def up(args: argparse.Namespace) -> int:
     """Start what is missing, run the worker, report progress; 0 once --max-cycles finished."""
+    from aimesh.archive import CycleArchive
     from aimesh.embedded.broker import port_is_free, start_tansu
     from aimesh.embedded.llm import find_ollama, start_embedded_llm
 
@@ -117,7 +121,8 @@ def up(args: argparse.Namespace) -> int:
         env["OLLAMA_HOST"] = host
         env["AIMESH_EMBEDDED"] = ",".join(embedded)
         print(f"llm: {host}", flush=True)
-        baseline = _progress(settings, 0)[0]
+        archive = CycleArchive(settings.tables_dir)
+        baseline = _progress(archive, 0)[0]
         with open(logs / "worker.log", "ab") as log:
             worker = subprocess.Popen(
                 _worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -129,7 +134,7 @@ def up(args: argparse.Namespace) -> int:
             f"dashboard http://{settings.web_host}:{settings.web_port}/dashboard",
             flush=True,
         )
-        return _watch(mesh, settings, baseline, args.max_cycles)
+        return _watch(mesh, settings, archive, baseline, args.max_cycles)
     except Stopped as stopped:
         print(f"\nstopping ({stopped})", flush=True)
         return 130
@@ -139,10 +144,12 @@ def up(args: argparse.Namespace) -> int:
         mesh.stop()
 
 
-def _watch(mesh: Mesh, settings: Settings, baseline: int, max_cycles: int | None) -> int:
+def _watch(
+    mesh: Mesh, settings: Settings, archive: CycleArchive, baseline: int, max_cycles: int | None
+) -> int:
     shown = None
     while True:
-        finished, passed, gave_up = _progress(settings, baseline)
+        finished, passed, gave_up = _progress(archive, baseline)
         if (finished, passed, gave_up) != shown:
             target = f"/{max_cycles}" if max_cycles else ""
             print(
