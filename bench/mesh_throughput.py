@@ -33,7 +33,7 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from aimesh import steps
-from aimesh.archive import CYCLE_COLUMNS, CsvArchive, CycleArchive, new_state
+from aimesh.archive import CycleArchive, new_state
 from aimesh.embedded.broker import free_port, start_tansu, stop
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
@@ -64,10 +64,6 @@ def task_mix(count: int, fix_share: float, prefix: str) -> list[Task]:
 def stamped(task: Task) -> Task:
     """The task as sent: `created_at` is the cycle's start in `cycles.csv`."""
     return Task(**{**task.asdict(), "created_at": now()})
-
-
-def cycles_archive(tables: Path) -> CsvArchive:
-    return CsvArchive(tables / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",))
 
 
 def count_rows(path: Path) -> int:
@@ -101,7 +97,7 @@ class SideResult:
 
 def collect(name: str, tables: Path, sent: Sequence[Task], wall_s: float) -> SideResult:
     """Latency and outcome of each sent cycle, from the archive exactly as a user reads it."""
-    rows = {row["cycle_id"]: row for row in cycles_archive(tables).read().to_dict("records")}
+    rows = {row["cycle_id"]: row for row in CycleArchive(tables).cycles.read().to_dict("records")}
     ids = [task.cycle_id for task in sent]
     found = [rows[cycle_id] for cycle_id in ids if cycle_id in rows]
     return SideResult(

@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from aimesh.archive import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CsvArchive
+from aimesh.archive import CycleArchive
 from aimesh.embedded.broker import free_port, start_tansu, stop
 from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
 
@@ -75,6 +76,7 @@ class Worker:
         self.env = env
         self.web = f"http://127.0.0.1:{web_port}"
         self.tables = Path(env["AIMESH_TABLES_DIR"])
+        self.archive = CycleArchive(self.tables)
         self.log = root / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -112,13 +114,15 @@ class Worker:
         return "\n".join(text.splitlines()[-lines:])
 
     def cycles(self) -> list[dict[str, Any]]:
-        path = self.tables / "cycles.csv"
-        return CsvArchive(path, CYCLE_COLUMNS, ("cycle_id",)).read().to_dict("records")
+        return self.archive.cycles.read().to_dict("records")
 
     def attempts(self, cycle_id: str) -> list[dict[str, Any]]:
-        frame = CsvArchive(self.tables / "attempts.csv", ATTEMPT_COLUMNS, ("cycle_id",)).read()
+        """The cycle's attempt rows in order, `attempt` as a number."""
+        frame = self.archive.attempts.read()
         rows = frame[frame["cycle_id"] == cycle_id].to_dict("records")
-        return sorted(rows, key=lambda row: int(row["attempt"]))
+        return sorted(
+            ({**row, "attempt": int(row["attempt"])} for row in rows), key=itemgetter("attempt")
+        )
 
     def wait_cycle(self, cycle_id: str, timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

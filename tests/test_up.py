@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aimesh.archive import CYCLE_COLUMNS, CsvArchive
+from aimesh.archive import CycleArchive
 from aimesh.embedded.broker import free_port
 from tests.conftest import processes_with, worker_env
 
@@ -48,7 +48,7 @@ def test_up_runs_n_cycles_on_an_embedded_broker_and_exits_0(tmp_path, scripted_l
     assert result.returncode == 0, result.stdout + result.stderr
     assert "broker: embedded Tansu at kafka://127.0.0.1:" in result.stdout
     assert "cycles finished 3/3" in result.stdout
-    cycles = CsvArchive(tmp_path / "tables" / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",)).read()
+    cycles = CycleArchive(tmp_path / "tables").cycles.read()
     outcomes = dict(zip(cycles["cycle_id"].str.split(":").str[-1], cycles["outcome"], strict=True))
     assert outcomes == {"t0": "passed", "t1": "passed", "t2": "gave_up"}
     assert _closed(port), "the worker's web server is gone"
