@@ -29,6 +29,7 @@ test: install lint
 
 bench: install
 	$(PY) bench/mesh_throughput.py
+	$(PY) bench/sandbox_bench.py
 
 clean:
 	rm -rf $(VENV) .aimesh

@@ -209,18 +209,26 @@ def worker(args: argparse.Namespace) -> int:
 
 def sandbox(args: argparse.Namespace) -> int:
     """Run one program (and a test file after it, in the same namespace) in the sandbox; print the
-    verdict as one JSON object; exit 0 only when it passed."""
+    verdict as one JSON object; exit 0 only when it passed (2 when the sandbox cannot run)."""
     import asyncio
     import json
     from pathlib import Path
 
-    from aimesh.sandbox import LAYERS, Limits, build_program, run_program
+    from aimesh.sandbox import SandboxUnavailable, build_program, configure, run_program
 
+    settings = Settings.from_env()
     code = Path(args.code_file).read_text(encoding="utf-8")
     tests = Path(args.test).read_text(encoding="utf-8") if args.test else ""
-    limits = Limits(timeout_s=args.timeout)
-    result = asyncio.run(run_program(build_program(code, tests), limits))
-    print(json.dumps({**result.to_dict(), "layers": list(LAYERS)}))
+    limits = settings.sandbox_limits
+    if args.timeout is not None:
+        limits = limits.with_overrides({"timeout_s": args.timeout})
+    configure(settings.sandbox_pool_config())
+    try:
+        result = asyncio.run(run_program(build_program(code, tests), limits))
+    except SandboxUnavailable as exc:
+        print(f"aimesh sandbox: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict()))
     return 0 if result.passed else 1
 
 
@@ -246,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = commands.add_parser("sandbox", help="run one program in the sandbox; print its verdict")
     x.add_argument("code_file", help="the program")
     x.add_argument("--test", help="a test file, run after the program in the same namespace")
-    x.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds")
+    x.add_argument("--timeout", type=float, help="wall-clock seconds (AIMESH_SANDBOX_TIMEOUT)")
     x.set_defaults(handler=sandbox)
     w = commands.add_parser("worker", help="run one Faust worker against the configured broker")
     w.add_argument("-l", "--log-level", default="info")

@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from aimesh.sandbox import STATUSES
+from aimesh.sandbox import STATUSES, Limits
 
 MAX_ID = 128
 MAX_TEXT = 64_000
@@ -58,11 +58,19 @@ class Task(faust.Record, serializer="json", include_metadata=False):
     previous_code: str = ""
     previous_error: str = ""
     source: str = "llm"
+    limits: dict[str, float] = {}  # this task's own sandbox limits, e.g. {"timeout_s": 30}
     created_at: float = 0.0
 
     def problems(self) -> list[str]:
         found = _id_problems(self.cycle_id, self.attempt)
         found += _text_problems(self, "title", "description", "tests", "prompt", "previous_code")
+        if not isinstance(self.limits, dict):
+            found.append("limits must be an object of sandbox limits")
+        else:
+            try:
+                Limits().with_overrides(self.limits)
+            except (TypeError, ValueError) as exc:
+                found.append(f"limits: {exc}")
         if isinstance(self.tests, str) and not self.tests.strip():
             found.append("tests are empty")
         if self.entry_point and not (

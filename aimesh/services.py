@@ -1,4 +1,4 @@
-"""The engines a worker uses (LLM, memory, sandbox limits), built once from the settings.
+"""The engines a worker uses (LLM, memory, sandbox), built once from the settings.
 
 Built lazily: importing the app (for `faust --help`, or a test) must not open Qdrant's files or
 connect anywhere.
@@ -11,7 +11,7 @@ from functools import lru_cache
 from aimesh.app import settings
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
-from aimesh.sandbox import Limits
+from aimesh.sandbox import Limits, ServerPool, configure
 
 
 @lru_cache(maxsize=1)
@@ -38,4 +38,10 @@ def memory() -> MemorySkill:
 
 @lru_cache(maxsize=1)
 def limits() -> Limits:
-    return Limits(timeout_s=settings.sandbox_timeout)
+    return settings.sandbox_limits
+
+
+@lru_cache(maxsize=1)
+def sandbox_pool() -> ServerPool:
+    """The fork servers every run of this process uses (started lazily, on the first run)."""
+    return configure(settings.sandbox_pool_config())

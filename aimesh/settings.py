@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from aimesh.sandbox.limits import Limits
+from aimesh.sandbox.pool import PoolConfig
 from aimesh.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
 
 T = TypeVar("T")
@@ -59,6 +61,38 @@ def _positive_float(raw: str) -> float:
     if not value > 0:
         raise ValueError("must be a number > 0")
     return value
+
+
+def _flag(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("1", "0", "true", "false", "yes", "no"):
+        raise ValueError("must be 1 or 0 (true/false)")
+    return value in ("1", "true", "yes")
+
+
+# Sandbox limits settable from the environment: variable -> Limits field.
+SANDBOX_LIMIT_VARIABLES = {
+    "AIMESH_SANDBOX_TIMEOUT": "timeout_s",
+    "AIMESH_SANDBOX_CPU_S": "cpu_s",
+    "AIMESH_SANDBOX_MEMORY_MB": "memory_mb",
+    "AIMESH_SANDBOX_FILE_SIZE_MB": "file_size_mb",
+    "AIMESH_SANDBOX_DISK_MB": "disk_mb",
+    "AIMESH_SANDBOX_OUTPUT_BYTES": "output_bytes",
+}
+
+
+def _sandbox_limits(env: Mapping[str, str]) -> Limits:
+    """The global sandbox limits; a task may set its own (`Task.limits`) within the ceilings."""
+    limits = Limits()
+    for name, limit in SANDBOX_LIMIT_VARIABLES.items():
+        convert = _positive_float if limit == "timeout_s" else _at_least_one
+        value = _parse(env, name, None, convert)
+        if value is not None:
+            try:
+                limits = limits.with_overrides({limit: value})
+            except ValueError as exc:
+                raise ConfigError(f"{name}={value!r} is not valid: {exc}") from None
+    return limits
 
 
 def _kafka_url(raw: str) -> str:
@@ -133,7 +167,9 @@ class Settings:
     llm_timeout: float = 300.0
     llm_concurrency: int = 2
     llm_threads: int | None = None
-    sandbox_timeout: float = 10.0
+    sandbox_limits: Limits = field(default_factory=Limits)
+    sandbox_servers: int | None = None
+    sandbox_unsafe: bool = False
     app_id: str = "aimesh"
     run_id: str = ""
     embedded: tuple[str, ...] = ()
@@ -141,6 +177,11 @@ class Settings:
     @property
     def memory_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    def sandbox_pool_config(self) -> PoolConfig:
+        """Fork servers: AIMESH_SANDBOX_SERVERS (default one per core), AIMESH_SANDBOX_UNSAFE."""
+        servers = self.sandbox_servers or PoolConfig().servers
+        return PoolConfig(servers=servers, unsafe=self.sandbox_unsafe)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -166,7 +207,9 @@ class Settings:
             llm_timeout=_parse(env, "AIMESH_LLM_TIMEOUT", 300.0, _positive_float),
             llm_concurrency=_parse(env, "AIMESH_LLM_CONCURRENCY", 2, _at_least_one),
             llm_threads=_parse(env, "AIMESH_LLM_THREADS", None, _at_least_one),
-            sandbox_timeout=_parse(env, "AIMESH_SANDBOX_TIMEOUT", 10.0, _positive_float),
+            sandbox_limits=_sandbox_limits(env),
+            sandbox_servers=_parse(env, "AIMESH_SANDBOX_SERVERS", None, _at_least_one),
+            sandbox_unsafe=_parse(env, "AIMESH_SANDBOX_UNSAFE", False, _flag),
             app_id=_parse(env, "AIMESH_APP_ID", "aimesh", str),
             run_id=_parse(env, "AIMESH_RUN_ID", "", str),
             embedded=_parse(env, "AIMESH_EMBEDDED", (), _names),

@@ -15,7 +15,7 @@ from aimesh.llm.client import LLM, LLMError
 from aimesh.memory import MemorySkill
 from aimesh.memory.skill import FAILURE, LESSON
 from aimesh.records import Review, Solution, Task, Verdict, now
-from aimesh.sandbox import LAYERS, Limits, RunResult, build_program, run_program
+from aimesh.sandbox import Limits, RunResult, build_program, run_program
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,14 @@ async def solve(llm: LLM, task: Task, memories: list[str]) -> Solution:
 
 
 async def judge(solution: Solution, limits: Limits) -> RunResult:
-    """Run the solution with its task's tests; no code at all is an error without a run."""
+    """Run the solution with its task's tests, under the task's own limits where it sets any;
+    no code at all is an error without a run."""
     if not solution.code.strip():
         note = solution.note or "the answer had no Python code"
         return RunResult(status="error", error_type="NoCode", error=note)
     task = solution.task
     program = build_program(solution.code, task.tests, task.entry_point or None)
-    return await run_program(program, limits)
+    return await run_program(program, limits.with_overrides(task.limits))
 
 
 def _review_fields(data: object) -> tuple[float, str, list[str]]:
@@ -141,7 +142,6 @@ def verdict_of(solution: Solution, result: RunResult, decision: Decision) -> Ver
         attempt=solution.attempt,
         outcome=decision.outcome,
         fixes_left=decision.fixes_left,
-        layers=list(LAYERS),
         created_at=now(),
         **result.to_dict(),
     )

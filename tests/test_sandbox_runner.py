@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import textwrap
 import time
 from pathlib import Path
@@ -85,14 +83,14 @@ async def test_wall_clock_timeout() -> None:
 @pytest.mark.asyncio
 async def test_cpu_limit() -> None:
     result = await run_program("while True:\n    pass\n", Limits(cpu_s=1, timeout_s=8))
-    assert result.status == "timeout" and result.error_type == "CPULimit"
+    assert result.status == "cpu_limit" and result.error_type == "CPULimit"
     assert result.duration_ms < 5000
 
 
 @pytest.mark.asyncio
 async def test_memory_limit() -> None:
     result = await run_program("x = bytearray(2 * 1024**3)\n", Limits(memory_mb=256))
-    assert result.status == "limit" and result.error_type == "MemoryError"
+    assert result.status == "memory_limit" and result.error_type == "MemoryError"
     assert result.error_line == 1
 
 
@@ -100,13 +98,13 @@ async def test_memory_limit() -> None:
 async def test_file_size_limit() -> None:
     program = "with open('big', 'wb') as f:\n    f.write(b'x' * (3 * 1024 * 1024))\n"
     result = await run_program(program, Limits(file_size_mb=1))
-    assert result.status == "limit" and result.error_type == "FileSizeLimit"
+    assert result.status == "output_limit" and result.error_type == "FileSizeLimit"
 
 
 @pytest.mark.asyncio
 async def test_output_flood_is_capped() -> None:
     result = await run_program("while True:\n    print('x' * 1000)\n", Limits(output_bytes=10_000))
-    assert result.status == "limit" and result.error_type == "OutputLimit"
+    assert result.status == "output_limit" and result.error_type == "OutputLimit"
     assert 0 < len(result.stdout.encode()) <= 10_000
 
 
@@ -119,8 +117,9 @@ async def test_exit_before_tests_is_not_a_pass() -> None:
 
 
 @pytest.mark.asyncio
-async def test_environment_is_empty() -> None:
-    result = await run_program("import os\nassert dict(os.environ) == {}, dict(os.environ)\n")
+async def test_environment_holds_only_the_scratch_dir() -> None:
+    program = "import os\nassert dict(os.environ) == {'HOME': os.getcwd(), 'TMPDIR': os.getcwd()}\n"
+    result = await run_program(program)
     assert result.passed, result.error
 
 
@@ -128,9 +127,9 @@ async def test_environment_is_empty() -> None:
 async def test_scratch_dir_is_removed() -> None:
     result = await run_program("import os\nprint(os.getcwd())\nopen('junk.txt', 'w').write('x')\n")
     assert result.passed
-    scratch = result.stdout.strip()
-    assert Path(scratch).name.startswith("aimesh-sbx-")
-    assert not os.path.exists(scratch)
+    scratch = Path(result.stdout.strip())
+    assert scratch.name.startswith("run-") and scratch.parent.name.startswith("aimesh-sandbox-")
+    assert not scratch.exists()
 
 
 @pytest.mark.asyncio
@@ -142,26 +141,29 @@ async def test_humaneval_check_format() -> None:
 
 
 @pytest.mark.asyncio
-async def test_forked_grandchild_does_not_outlive_the_run() -> None:
-    program = textwrap.dedent(
-        """
-        import os, time
-        pid = os.fork()
-        if pid == 0:
-            time.sleep(60)
-            os._exit(0)
-        print(pid, flush=True)
-        """
-    )
+async def test_a_thread_left_running_does_not_hold_the_run() -> None:
+    program = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n"
     started = time.perf_counter()
     result = await run_program(program, Limits(timeout_s=5))
     assert result.passed, result.error
-    assert time.perf_counter() - started < 3  # the grandchild's open stdout did not stall us
-    grandchild = int(result.stdout.split()[0])
-    deadline = time.monotonic() + 2
-    while _alive(grandchild) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert not _alive(grandchild)
+    assert time.perf_counter() - started < 3
+
+
+@pytest.mark.asyncio
+async def test_each_run_gets_the_layers_it_ran_under() -> None:
+    result = await run_program("x = 1")
+    for layer in ("capabilities", "seccomp", "rlimits", "wall-timeout", "output-cap"):
+        assert layer in result.layers
+    assert "landlock-fs" in result.layers or "bubblewrap" in result.layers
+
+
+def test_task_limits_override_within_ceilings() -> None:
+    limits = Limits().with_overrides({"timeout_s": 30, "memory_mb": 1024.0})
+    assert limits.timeout_s == 30 and limits.memory_mb == 1024
+    with pytest.raises(ValueError, match="unknown sandbox limit"):
+        Limits().with_overrides({"gpu": 1})
+    with pytest.raises(ValueError, match="ceiling"):
+        Limits().with_overrides({"memory_mb": 10**9})
 
 
 def test_build_program_formats() -> None:
@@ -180,4 +182,4 @@ def test_limits_and_result_validate() -> None:
     with pytest.raises(ValueError, match="status"):
         RunResult(status="weird")
     assert RunResult(status="passed").passed and not RunResult(status="failed", passed=True).passed
-    assert STATUSES == ("passed", "failed", "error", "timeout", "limit")
+    assert "forbidden" in STATUSES and "crashed" in STATUSES and "limit" not in STATUSES

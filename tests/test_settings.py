@@ -47,11 +47,32 @@ def test_values_are_read_and_normalised(tmp_path):
         ("AIMESH_WEB_PORT", "70000"),
         ("AIMESH_TASKS", "/no/such/file.jsonl"),
         ("OLLAMA_HOST", "ftp://x"),
+        ("AIMESH_SANDBOX_MEMORY_MB", "lots"),
+        ("AIMESH_SANDBOX_MEMORY_MB", "99999999"),
+        ("AIMESH_SANDBOX_TIMEOUT", "0"),
+        ("AIMESH_SANDBOX_SERVERS", "0"),
+        ("AIMESH_SANDBOX_UNSAFE", "maybe"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_sandbox_limits_and_pool_come_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "AIMESH_SANDBOX_TIMEOUT": "2.5",
+            "AIMESH_SANDBOX_MEMORY_MB": "1024",
+            "AIMESH_SANDBOX_SERVERS": "3",
+            "AIMESH_SANDBOX_UNSAFE": "1",
+        }
+    )
+    assert settings.sandbox_limits.timeout_s == 2.5 and settings.sandbox_limits.memory_mb == 1024
+    assert settings.sandbox_limits.cpu_s == Settings().sandbox_limits.cpu_s
+    config = settings.sandbox_pool_config()
+    assert config.servers == 3 and config.unsafe
+    assert not Settings.from_env({}).sandbox_pool_config().unsafe
 
 
 def test_the_command_refuses_a_bad_value_naming_the_variable():

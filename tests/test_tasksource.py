@@ -76,3 +76,16 @@ def test_an_invented_task_keeps_only_asserts_that_call_its_function():
         invented_task({**data, "tests": data["tests"][:3]}, "t-2")
     with pytest.raises(ValueError, match="not a Python identifier"):
         invented_task({**data, "function_name": "large-name"}, "t-3")
+
+
+def test_a_task_may_set_its_own_sandbox_limits(tmp_path):
+    path = write(
+        tmp_path / "l.jsonl",
+        {"title": "slow", "tests": "assert 1", "limits": {"timeout_s": 30, "memory_mb": 1024}},
+        {"title": "greedy", "tests": "assert 1", "limits": {"memory_mb": 10**9}},
+        {"title": "odd", "tests": "assert 1", "limits": {"gpus": 1}},
+    )
+    errors: list[str] = []
+    (spec,) = read_jsonl(path, on_error=lambda e: errors.append(str(e)))
+    assert spec.limits == {"timeout_s": 30, "memory_mb": 1024}
+    assert "ceiling" in errors[0] and "unknown sandbox limit(s) gpus" in errors[1]

@@ -77,6 +77,7 @@ def to_task(spec: TaskSpec, source: str) -> Task:
         entry_point=spec.entry_point,
         prompt=prompts.task_prompt(spec.title, spec.description, spec.signature, spec.tests),
         source=source,
+        limits=dict(spec.limits),
         created_at=now(),
     )
 

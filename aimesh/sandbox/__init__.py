@@ -1,7 +1,20 @@
-"""Run LLM-written Python against its tests in a limited child process (no Faust/Kafka here)."""
+"""Run LLM-written Python against its tests in an isolated child process (no Faust/Kafka here)."""
 
+from aimesh.sandbox.classify import STATUSES
 from aimesh.sandbox.limits import Limits
+from aimesh.sandbox.pool import PoolConfig, SandboxUnavailable, ServerPool, configure
 from aimesh.sandbox.program import build_program
-from aimesh.sandbox.runner import LAYERS, STATUSES, RunResult, run_program
+from aimesh.sandbox.runner import RunResult, active_layers, run_program
 
-__all__ = ["LAYERS", "STATUSES", "Limits", "RunResult", "build_program", "run_program"]
+__all__ = [
+    "STATUSES",
+    "Limits",
+    "PoolConfig",
+    "RunResult",
+    "SandboxUnavailable",
+    "ServerPool",
+    "active_layers",
+    "build_program",
+    "configure",
+    "run_program",
+]

@@ -1,42 +1,29 @@
-"""Run one program in a child Python under rlimits, and say how it ended in terms an LLM can use.
+"""Run one program through a fork server and say how it ended.
 
-First version: isolation is rlimits, an empty environment, a scratch cwd and a process group
-that is always killed. It is not a security boundary against hostile code (no namespaces,
-Landlock or seccomp yet).
+The engine owns the run's pipes: it hands the write ends (and the program, in a memfd) to the
+server with the request, reads stdout and stderr itself under the output cap, and asks the
+server to kill the run when a stream goes over it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import functools
+import itertools
 import json
 import os
-import resource
-import shutil
-import signal
-import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from aimesh.sandbox.classify import STATUSES, classify
 from aimesh.sandbox.limits import Limits
+from aimesh.sandbox.pool import ForkServer, ForkServerError, ServerPool, pool
 
-STATUSES = ("passed", "failed", "error", "timeout", "limit")
-# What this runner does to contain a program, named as verdicts and `aimesh sandbox` report it.
-LAYERS = ("empty-env", "scratch-dir", "rlimits", "wall-timeout", "output-cap", "group-kill")
-
-_PROGRAM = "program.py"
-_HARNESS = "harness.py"
-_PYTHON_FLAGS = ("-I", "-S")  # isolated (no PYTHON* vars, no user site) and no site-packages
-_RESULT = ".aimesh-result.json"  # dot-named, so a program's own files rarely collide
 _MAX_REPORT_BYTES = 64_000
 _READ_CHUNK = 65_536
-_DRAIN_S = 2.0  # after the kill, how long to wait for the pipes to reach EOF
-_POLL_S = (0.0005, 0.05)  # first and largest exit-poll interval
+_DRAIN_S = 2.0  # after the reply, how long the pipes may take to reach EOF
+_BACKSTOP_S = 10.0  # a server silent this long past the run's timeout is broken
+_run_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +39,7 @@ class RunResult:
     stdout: str = ""
     stderr: str = ""
     duration_ms: float = 0.0
+    layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -60,289 +48,157 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields, e.g. to build a Verdict record."""
-        return asdict(self)
+        data = asdict(self)
+        data["layers"] = list(self.layers)
+        return data
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    status: str
-    error_type: str = ""
-    error: str = ""
-    error_line: int | None = None
+class _Drain:
+    """Reads one pipe to EOF, keeping its last `cap` bytes; calls `on_overflow` once past it."""
 
-
-class _Capture:
-    """The last `cap` bytes of one stream, and whether the stream went past the cap."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
+    def __init__(self, fd: int, cap: int, on_overflow: Any = None) -> None:
+        self.fd, self.cap, self.on_overflow = fd, cap, on_overflow
         self.tail = bytearray()
         self.total = 0
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        os.set_blocking(fd, False)
+        self.loop.add_reader(fd, self._read)
 
     @property
     def overflowed(self) -> bool:
         return self.total > self.cap
 
-    def add(self, chunk: bytes) -> None:
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self.fd, _READ_CHUNK)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.close()
+            return
+        was_over = self.overflowed
         self.total += len(chunk)
         self.tail += chunk
         if len(self.tail) > self.cap:
             del self.tail[: len(self.tail) - self.cap]
+        if self.overflowed and not was_over and self.on_overflow is not None:
+            self.on_overflow()
+
+    def close(self) -> None:
+        if not self.done.done():
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            self.done.set_result(None)
 
     def text(self) -> str:
         return self.tail.decode("utf-8", errors="replace")
 
 
-@functools.cache
-def _harness_source() -> str:
-    return Path(__file__).with_name("_harness.py").read_text(encoding="utf-8")
+def _program_fd(program: str) -> int:
+    """The program in an anonymous file: any size, and the server never holds its text."""
+    fd = os.memfd_create("program.py", os.MFD_CLOEXEC)
+    data = program.encode("utf-8", errors="replace")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
-def _rlimit_plan(limits: Limits) -> list[tuple[int, int, int]]:
-    """(resource, soft, hard), clamped to our own hard limits, which a child cannot raise.
-
-    RLIMIT_AS comes last: once it is set, the forked child should allocate as little as possible.
-    """
-    mib = 1024 * 1024
-    wanted = [
-        (resource.RLIMIT_CORE, 0, 0),
-        (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
-        (resource.RLIMIT_FSIZE, limits.file_size_mb * mib, limits.file_size_mb * mib),
-        (resource.RLIMIT_CPU, limits.cpu_s, limits.cpu_s + 1),
-        (resource.RLIMIT_AS, limits.memory_mb * mib, limits.memory_mb * mib),
-    ]
-    plan = []
-    for res, soft, hard in wanted:
-        ceiling = resource.getrlimit(res)[1]
-        if ceiling != resource.RLIM_INFINITY:
-            soft, hard = min(soft, ceiling), min(hard, ceiling)
-        plan.append((res, soft, hard))
-    return plan
+def _request(run_id: int, limits: Limits) -> dict[str, Any]:
+    fields = ("timeout_s", "cpu_s", "memory_mb", "file_size_mb", "disk_mb", "open_files")
+    return {"id": run_id, "limits": {name: getattr(limits, name) for name in fields}}
 
 
-def _preexec(plan: list[tuple[int, int, int]]) -> Callable[[], None]:
-    """Runs between fork and exec, so it only calls setrlimit: no imports, no locks."""
-
-    def apply() -> None:
-        for res, soft, hard in plan:
-            resource.setrlimit(res, (soft, hard))
-
-    return apply
-
-
-async def _pump(stream: asyncio.StreamReader, capture: _Capture, over: asyncio.Event) -> None:
-    while chunk := await stream.read(_READ_CHUNK):
-        capture.add(chunk)
-        if capture.overflowed:
-            over.set()
-
-
-async def _exited(proc: asyncio.subprocess.Process) -> int:
-    """Wait for the child itself to exit.
-
-    Not `proc.wait()`: on Python 3.11 that also waits for the pipes to close, which a grandchild
-    holding stdout would delay until the wall timeout. Where the kernel has pidfds, the exit is an
-    event (no polling delay on a ~30 ms run); the return code then follows within a poll or two.
-    """
-    if hasattr(os, "pidfd_open") and proc.returncode is None:
-        await _pidfd_readable(proc.pid)
-    delay, most = _POLL_S
-    while proc.returncode is None:
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, most)
-    return proc.returncode
-
-
-async def _pidfd_readable(pid: int) -> None:
+def _parse_report(data: bytes) -> dict[str, Any] | None:
     try:
-        fd = os.pidfd_open(pid)
-    except OSError:  # gone already, or no pidfd support: polling alone will do
-        return
-    loop = asyncio.get_running_loop()
-    readable = loop.create_future()
-    loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
-    try:
-        await readable
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # group already gone (PermissionError: macOS, for a group of zombies)
-
-
-def _read_report(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read(_MAX_REPORT_BYTES))
-    except (OSError, ValueError):
+        report = json.loads(data)
+    except ValueError:
         return None
-    return data if isinstance(data, dict) else None
+    return report if isinstance(report, dict) else None
 
 
-def _describe(message: str, report: dict[str, Any]) -> str:
-    """`message at line N: <statement>`, plus the test statement that led there if different."""
-    where = ""
-    line, text = report.get("line"), report.get("text")
-    if line:
-        where = f"line {line}: {text}" if text else f"line {line}"
-        origin_line, origin_text = report.get("origin_line"), report.get("origin_text")
-        if origin_line and origin_text:
-            where += f" (from line {origin_line}: {origin_text})"
-    if message and where:
-        return f"{message} at {where}"
-    return message or where
-
-
-def _line(report: dict[str, Any]) -> int | None:
-    line = report.get("line")
-    return line if isinstance(line, int) and not isinstance(line, bool) else None
-
-
-def _from_report(report: dict[str, Any], exit_code: int, limits: Limits) -> _Outcome:
-    kind = str(report.get("type") or "")
-    message = str(report.get("message") or "")
-    line = _line(report)
-    if not kind:
-        if exit_code == 0:
-            return _Outcome("passed")
-        return _Outcome("error", "HarnessError", f"harness reported success but exited {exit_code}")
-    if kind == "AssertionError":
-        return _Outcome("failed", kind, _describe(message, report), line)
-    if kind == "MemoryError":
-        message = message or f"memory limit of {limits.memory_mb} MB exceeded"
-        return _Outcome("limit", kind, _describe(message, report), line)
-    if report.get("errno") == errno.EFBIG:
-        message = f"file size limit of {limits.file_size_mb} MB exceeded ({kind}: {message})"
-        return _Outcome("limit", "FileSizeLimit", _describe(message, report), line)
-    if kind == "SystemExit":
-        text = _describe(f"SystemExit({message})", report) + "; exiting early skips the tests"
-        return _Outcome("error", kind, text, line)
-    return _Outcome("error", kind, _describe(message, report), line)
-
-
-def _classify(
-    exit_code: int | None,
-    report: dict[str, Any] | None,
-    *,
-    timed_out: bool,
-    overflow: str,
-    elapsed_s: float,
-    limits: Limits,
-) -> _Outcome:
-    """Decide the status; our own kills (output cap, wall clock) take precedence over the rest."""
-    if overflow:
-        msg = f"{overflow} exceeded the {limits.output_bytes}-byte output limit"
-        return _Outcome("limit", "OutputLimit", msg)
-    if timed_out:
-        return _Outcome("timeout", "Timeout", f"wall-clock timeout after {limits.timeout_s:g}s")
-    if exit_code is None:  # killed, then never reaped within the drain window
-        return _Outcome("error", "Unknown", "the process did not report an exit status")
-    if exit_code < 0:
-        sig = -exit_code
-        name = signal.Signals(sig).name if sig in signal.valid_signals() else f"signal {sig}"
-        # SIGKILL that we did not send: the CPU hard limit, if enough time passed for it.
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and elapsed_s >= limits.cpu_s):
-            return _Outcome("timeout", "CPULimit", f"CPU time limit of {limits.cpu_s}s exceeded")
-        if sig == signal.SIGXFSZ:
-            msg = f"file size limit of {limits.file_size_mb} MB exceeded"
-            return _Outcome("limit", "FileSizeLimit", msg)
-        return _Outcome("error", name, f"process killed by {name}")
-    if report is not None:
-        return _from_report(report, exit_code, limits)
-    if exit_code == 0:  # os._exit(0) or similar: the harness never got to say the tests ran
-        msg = "program exited with status 0 before the tests finished (os._exit?)"
-        return _Outcome("error", "SystemExit", msg)
-    msg = f"exited with status {exit_code} and no report (os._exit, or a failed start: see stderr)"
-    return _Outcome("error", "SystemExit", msg)
-
-
-def _prepare_scratch(program: str) -> str:
-    scratch = tempfile.mkdtemp(prefix="aimesh-sbx-")
+async def _exchange(
+    server: ForkServer, run_id: int, limits: Limits, fds: list[int], drains: list[_Drain]
+) -> dict[str, Any]:
+    """Send the run (then drop our copies of its fds, so EOF can come) and await the reply."""
     try:
-        Path(scratch, _PROGRAM).write_text(program, encoding="utf-8", errors="replace")
-        Path(scratch, _HARNESS).write_text(_harness_source(), encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return scratch
+        server.send(_request(run_id, limits), fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        reply = await asyncio.wait_for(server.reply(), limits.timeout_s + _BACKSTOP_S)
+    except TimeoutError:
+        raise ForkServerError(f"the sandbox server did not answer run {run_id}") from None
+    await asyncio.wait([d.done for d in drains], timeout=_DRAIN_S)
+    return reply
 
 
-async def run_program(program: str, limits: Limits = Limits()) -> RunResult:  # noqa: B008
+async def run_program(
+    program: str,
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+    servers: ServerPool | None = None,
+) -> RunResult:
     """Run `program` (code plus tests, see build_program) once and classify the outcome.
 
-    Problems in the program are results; only failing to start the child raises.
+    Problems in the program are results; a sandbox that cannot start or isolate raises.
+    `servers` defaults to the process-wide pool.
     """
-    if not sys.executable:
-        raise RuntimeError("sys.executable is unknown; cannot start the sandbox interpreter")
-    for stream in (sys.stdout, sys.stderr):  # nothing of ours may be buffered across a fork
-        if stream is not None:
-            stream.flush()
-
-    scratch = _prepare_scratch(program)
-    captures = {"stdout": _Capture(limits.output_bytes), "stderr": _Capture(limits.output_bytes)}
-    over = asyncio.Event()
-    tasks: list[asyncio.Task[Any]] = []
-    proc: asyncio.subprocess.Process | None = None
+    servers = servers or pool()
+    run_id = next(_run_ids)
     started = time.perf_counter()
+    fds = [_program_fd(program)]
+    readers: list[int] = []
+    for _ in range(3):  # stdout, stderr, report
+        read_end, write_end = os.pipe()
+        readers.append(read_end)
+        fds.append(write_end)
+    drains: list[_Drain] = []
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *_PYTHON_FLAGS,
-            _HARNESS,
-            _PROGRAM,
-            _RESULT,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=scratch,
-            env={},
-            start_new_session=True,
-            preexec_fn=_preexec(_rlimit_plan(limits)),
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = [
-            asyncio.create_task(_pump(proc.stdout, captures["stdout"], over)),
-            asyncio.create_task(_pump(proc.stderr, captures["stderr"], over)),
-        ]
-        exit_task = asyncio.create_task(_exited(proc))
-        over_task = asyncio.create_task(over.wait())
-        tasks = [*readers, exit_task, over_task]
-
-        await asyncio.wait(
-            [exit_task, over_task], timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        timed_out = not exit_task.done() and not over.is_set()
-        _kill_group(proc.pid)  # also takes down anything the program forked
-        await asyncio.wait([exit_task, *readers], timeout=_DRAIN_S)
-        elapsed = time.perf_counter() - started
-
-        overflow = next((name for name, cap in captures.items() if cap.overflowed), "")
-        outcome = _classify(
-            proc.returncode,
-            _read_report(os.path.join(scratch, _RESULT)),
-            timed_out=timed_out,
-            overflow=overflow,
-            elapsed_s=elapsed,
-            limits=limits,
-        )
-        return RunResult(
-            status=outcome.status,
-            exit_code=proc.returncode,
-            error_type=outcome.error_type,
-            error=outcome.error,
-            error_line=outcome.error_line,
-            stdout=captures["stdout"].text(),
-            stderr=captures["stderr"].text(),
-            duration_ms=round(elapsed * 1000, 3),
-        )
+        async with servers.server() as server:
+            kill = lambda: server.kill_run(run_id)  # noqa: E731
+            drains = [
+                _Drain(readers[0], limits.output_bytes, kill),
+                _Drain(readers[1], limits.output_bytes, kill),
+                _Drain(readers[2], _MAX_REPORT_BYTES),
+            ]
+            readers = []
+            sent, fds = fds, []
+            reply = await _exchange(server, run_id, limits, sent, drains)
+            report = _parse_report(bytes(drains[2].tail)) if drains[2].total else None
+            if report is not None and report.get("phase") == "setup":
+                raise ForkServerError(
+                    f"the sandbox could not isolate the run: {report.get('type')}: "
+                    f"{report.get('message')}"
+                )
     finally:
-        if proc is not None:
-            _kill_group(proc.pid)
-        for task in tasks:
-            task.cancel()
-        shutil.rmtree(scratch, ignore_errors=True)
+        for fd in [*fds, *readers]:
+            os.close(fd)
+        for drain in drains:
+            drain.close()
+    overflow = next(
+        (name for name, d in zip(("stdout", "stderr"), drains[:2], strict=True) if d.overflowed), ""
+    )
+    outcome = classify(reply, report, overflow, limits)
+    return RunResult(
+        status=outcome.status,
+        exit_code=reply.get("exit_code"),
+        error_type=outcome.error_type,
+        error=outcome.error,
+        error_line=outcome.error_line,
+        stdout=drains[0].text(),
+        stderr=drains[1].text(),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        layers=tuple(servers.layers),
+    )
+
+
+async def active_layers(servers: ServerPool | None = None) -> list[str]:
+    """The layers every run gets here (starting a server to find out, the first time)."""
+    servers = servers or pool()
+    if not servers.layers:
+        async with servers.server():
+            pass
+    return list(servers.layers)

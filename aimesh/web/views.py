@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from aimesh.agents.persistence import archive
 from aimesh.app import app, settings
 from aimesh.llm.client import DEFAULT_HOST
 from aimesh.records import Telemetry
-from aimesh.sandbox import LAYERS
+from aimesh.sandbox import SandboxUnavailable, active_layers
 from aimesh.topics import telemetry_topic
 from aimesh.web.summary import latest_cycles, summarize
 
@@ -46,8 +47,18 @@ def parts() -> dict[str, Any]:
                 "chat_model": settings.chat_model, "embed_model": settings.embed_model},
         "memory": {"url": settings.qdrant_url or str(settings.memory_path),
                    "embedded": settings.qdrant_url is None},
-        "sandbox": {"layers": list(LAYERS), "timeout_s": settings.sandbox_timeout},
     }  # fmt: skip
+
+
+async def sandbox_state() -> dict[str, Any]:
+    """The layers every run gets (starting a fork server the first time), and the limits."""
+    state: dict[str, Any] = {"limits": dataclasses.asdict(settings.sandbox_limits)}
+    try:
+        services.sandbox_pool()
+        state.update(layers=await active_layers(), error="")
+    except SandboxUnavailable as exc:
+        state.update(layers=[], error=str(exc))
+    return state
 
 
 @app.agent(telemetry_topic, name="telemetry_feed")
@@ -70,6 +81,7 @@ class Status(web.View):
     async def get(self, request: web.Request) -> web.Response:
         state = parts()
         state["memory"].update(await memory_state())
+        state["sandbox"] = await sandbox_state()
         return self.json(
             {
                 "app": app.conf.id,

@@ -1,24 +1,76 @@
-"""Child-side harness, copied into the scratch dir and run as `python -I -S harness.py PROG RESULT`.
+"""Run one program as `__main__` in this (already isolated) process and report how it ended.
 
-It runs program.py as `__main__` and reports how it ended in a small JSON file, because an exit
-code alone cannot carry the exception type, message and failing line an LLM needs to fix code.
-It is never imported by the engine; the runner reads this file as text.
+The report is a small JSON object written to a pipe the engine reads: an exit code alone cannot
+carry the exception type, message and failing line an LLM needs to fix code, nor the name of the
+operation the sandbox refused.
 """
+
+from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import linecache
 import os
+import socket
 import sys
 import traceback
 import types
 from json import dumps
+from typing import Any, NoReturn
 
-PROGRAM = sys.argv[1] if len(sys.argv) > 1 else "program.py"
-RESULT = sys.argv[2] if len(sys.argv) > 2 else ".aimesh-result.json"
+PROGRAM = "program.py"
 EXIT_OK, EXIT_ERROR, EXIT_ASSERT = 0, 1, 2
 MAX_TEXT = 2_000
 MAX_STATEMENT_LINES = 5
+# Audit events (PEP 578) worth naming when the sandbox refuses what follows them.
+_WATCHED = (
+    "open", "os.", "socket.", "subprocess.", "resource.", "ctypes.dlopen", "shutil.", "pty.",
+)  # fmt: skip
+_IGNORED = frozenset({"os.listdir", "os.scandir", "os.chdir", "os.getcwd"})
+_DENIED_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.EROFS})  # EROFS: under bwrap
+# The filter refuses the fork inside system(), which then just returns -1: say so out loud.
+_SILENTLY_REFUSED = frozenset({"os.system"})
+
+
+class _LastOperation:
+    """Remembers the most recent sensitive operation, so a refusal can be named after it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.watching = True
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.watching and event.startswith(_WATCHED) and event not in _IGNORED:
+            self.text = _operation(event, args)
+            if event in _SILENTLY_REFUSED:
+                raise PermissionError(errno.EPERM, f"the sandbox forbids {event}")
+
+
+def _operation(event: str, args: tuple[Any, ...]) -> str:
+    try:
+        if event == "open":
+            path, mode = args[0], args[1]
+            return f"open({path!r}, {mode!r})" if mode else f"open({path!r})"
+        if event == "socket.__new__":
+            family, kind = args[1], args[2]
+            return f"socket({_const(family, 'AF_')}, {_const(kind, 'SOCK_')})"
+        shown = ", ".join(_short(a) for a in args[:3] if not isinstance(a, socket.socket))
+        return f"{event}({shown})"
+    except Exception:  # naming is best effort; never disturb the program
+        return event
+
+
+def _const(value: object, prefix: str) -> str:
+    for name in dir(socket):
+        if name.startswith(prefix) and getattr(socket, name) == value:
+            return name
+    return repr(value)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _flush() -> None:
@@ -45,7 +97,20 @@ def _statement(frame: traceback.FrameSummary) -> str:
     return _text("\n".join(line for line in lines if line.strip()).strip())
 
 
-def _run_report(exc: BaseException) -> dict[str, object]:
+def _denied(exc: BaseException, last: _LastOperation) -> str:
+    """What the sandbox refused, when `exc` is such a refusal; '' otherwise."""
+    if isinstance(exc, socket.gaierror) and last.text.startswith("socket."):
+        return last.text  # name resolution needs a socket, which is refused
+    if isinstance(exc, ValueError) and last.text.startswith("resource."):
+        return last.text  # Python words a refused setrlimit as "not allowed to raise..."
+    if not isinstance(exc, OSError) or exc.errno not in _DENIED_ERRNOS:
+        return ""
+    if last.text:
+        return last.text
+    return f"open({exc.filename!r})" if exc.filename else "a system call"
+
+
+def _run_report(exc: BaseException, last: _LastOperation) -> dict[str, object]:
     """Type, message and where in program.py: innermost frame, and the statement that led there."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == PROGRAM]
     report: dict[str, object] = {
@@ -53,6 +118,7 @@ def _run_report(exc: BaseException) -> dict[str, object]:
         "type": type(exc).__name__,
         "message": _text(exc.code if isinstance(exc, SystemExit) else exc),
         "errno": getattr(exc, "errno", None) if isinstance(exc, OSError) else None,
+        "denied": _denied(exc, last),
     }
     if frames:
         inner, outer = frames[-1], frames[0]
@@ -72,31 +138,18 @@ def _compile_report(exc: BaseException) -> dict[str, object]:
     return report
 
 
-def _write(fd: int, path: str, report: dict[str, object]) -> None:
-    """Write the report to the fd opened before the program ran, or reopen if it was closed."""
-    data = dumps(report).encode()
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.ftruncate(fd, 0)
-        os.write(fd, data)
-    except OSError:
-        try:
-            with open(path, "wb") as fh:
-                fh.write(data)
-        except OSError:
-            os.write(2, b"\naimesh-harness: could not write the result file\n")
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
 
 
-def main() -> None:
-    """Compile and exec program.py, then exit 0 / 2 (AssertionError) / 1 (anything else)."""
+def run(program_fd: int, report_fd: int) -> NoReturn:
+    """Compile and exec the program read from `program_fd`; exit 0 / 2 (assert) / 1 (other)."""
     home_pid = os.getpid()
-    os.environ.clear()  # drop the LC_CTYPE that PEP 538 locale coercion adds to the empty env
-    sys.dont_write_bytecode = True
-    os.register_at_fork(before=_flush)
-    path = os.path.abspath(RESULT)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(PROGRAM, encoding="utf-8", errors="replace") as fh:
-        source = fh.read()
+    source = _read_all(program_fd).decode("utf-8", errors="replace")
     # Traceback source lines must not depend on the program keeping program.py or the cwd.
     linecache.cache[PROGRAM] = (len(source), None, source.splitlines(True), PROGRAM)
     module = types.ModuleType("__main__")
@@ -107,6 +160,8 @@ def main() -> None:
     # -S skips site, which is what defines exit()/quit(); without them a program's exit() would
     # read as a NameError instead of the early exit it is.
     builtins.exit = builtins.quit = sys.exit  # type: ignore[attr-defined]
+    os.register_at_fork(before=_flush)
+    last = _LastOperation()
 
     report: dict[str, object] = {"phase": "done", "type": ""}
     exit_code = EXIT_OK
@@ -116,10 +171,12 @@ def main() -> None:
         report, exit_code = _compile_report(exc), EXIT_ERROR
         traceback.print_exception(exc, limit=0)
     else:
+        sys.addaudithook(last)
         try:
             exec(code, module.__dict__)  # running it is the point
         except BaseException as exc:  # SystemExit too: exiting early skips tests
-            report = _run_report(exc)
+            last.watching = False  # what the report's own lookups open is not the program's
+            report = _run_report(exc, last)
             exit_code = EXIT_ASSERT if isinstance(exc, AssertionError) else EXIT_ERROR
             _flush()
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
@@ -127,10 +184,7 @@ def main() -> None:
 
     _flush()
     if os.getpid() == home_pid:  # a child forked by the program must not report for it
-        _write(fd, path, report)
+        with contextlib.suppress(OSError):  # the program closed the pipe: no report, said so
+            os.write(report_fd, dumps(report).encode())
     # os._exit: leftover non-daemon threads or atexit hooks of the program must not hang us.
     os._exit(exit_code)
-
-
-if __name__ == "__main__":
-    main()

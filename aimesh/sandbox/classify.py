@@ -1,0 +1,123 @@
+"""Name how a run ended, in terms an LLM (and a person) can act on.
+
+Inputs: the server's reply (exit code, who killed it and why, CPU used), the harness's report
+(exception type, message, line, and what the sandbox refused) and whether output overflowed.
+Our own kills take precedence: they explain any signal that follows.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from aimesh.sandbox.limits import Limits
+
+STATUSES = (
+    "passed", "failed", "error", "timeout", "cpu_limit", "memory_limit", "output_limit",
+    "forbidden", "crashed",
+)  # fmt: skip
+_THREAD_LIMIT = "can't start new thread"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    error_type: str = ""
+    error: str = ""
+    error_line: int | None = None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _describe(message: str, report: dict[str, Any]) -> str:
+    """`message at line N: <statement>`, plus the test statement that led there if different."""
+    where = ""
+    line, text = report.get("line"), report.get("text")
+    if line:
+        where = f"line {line}: {text}" if text else f"line {line}"
+        origin_line, origin_text = report.get("origin_line"), report.get("origin_text")
+        if origin_line and origin_text:
+            where += f" (from line {origin_line}: {origin_text})"
+    if message and where:
+        return f"{message} at {where}"
+    return message or where
+
+
+def _line(report: dict[str, Any]) -> int | None:
+    line = report.get("line")
+    return line if isinstance(line, int) and not isinstance(line, bool) else None
+
+
+def _from_report(report: dict[str, Any], exit_code: int, limits: Limits) -> Outcome:
+    kind = str(report.get("type") or "")
+    message = str(report.get("message") or "")
+    line = _line(report)
+    if not kind:
+        if exit_code == 0:
+            return Outcome("passed")
+        return Outcome("error", "HarnessError", f"harness reported success but exited {exit_code}")
+    if report.get("denied"):
+        text = f"the sandbox refused {report['denied']} ({kind}: {message})"
+        return Outcome("forbidden", kind, _describe(text, report), line)
+    if kind == "AssertionError":
+        return Outcome("failed", kind, _describe(message, report), line)
+    if kind == "MemoryError":
+        message = message or f"memory limit of {limits.memory_mb} MB exceeded"
+        return Outcome("memory_limit", kind, _describe(message, report), line)
+    if kind == "RuntimeError" and _THREAD_LIMIT in message:
+        text = (
+            f"{message}: thread stacks count against the {limits.memory_mb} MB address-space limit"
+        )
+        return Outcome("memory_limit", kind, _describe(text, report), line)
+    if report.get("errno") == errno.EFBIG:
+        text = f"file size limit of {limits.file_size_mb} MB exceeded ({kind}: {message})"
+        return Outcome("output_limit", "FileSizeLimit", _describe(text, report), line)
+    if kind == "SystemExit":
+        text = _describe(f"SystemExit({message})", report) + "; exiting early skips the tests"
+        return Outcome("error", kind, text, line)
+    return Outcome("error", kind, _describe(message, report), line)
+
+
+def _from_signal(sig: int, reply: dict[str, Any], limits: Limits) -> Outcome:
+    name = _signal_name(sig)
+    cpu_s = float(reply.get("cpu_s") or 0.0)
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= limits.cpu_s):
+        return Outcome("cpu_limit", "CPULimit", f"CPU time limit of {limits.cpu_s}s exceeded")
+    if sig == signal.SIGXFSZ:
+        msg = f"file size limit of {limits.file_size_mb} MB exceeded"
+        return Outcome("output_limit", "FileSizeLimit", msg)
+    if sig == signal.SIGSYS:
+        return Outcome("forbidden", name, "a system call was refused by the sandbox (SIGSYS)")
+    return Outcome("crashed", name, f"process killed by {name}")
+
+
+def classify(
+    reply: dict[str, Any], report: dict[str, Any] | None, overflow: str, limits: Limits
+) -> Outcome:
+    """Decide the status of one run."""
+    killed = reply.get("killed") or ""
+    if overflow:
+        msg = f"{overflow} exceeded the {limits.output_bytes}-byte output limit"
+        return Outcome("output_limit", "OutputLimit", msg)
+    if killed == "disk":
+        msg = f"files in the scratch dir exceeded the {limits.disk_mb} MB disk limit"
+        return Outcome("output_limit", "DiskLimit", msg)
+    if killed == "timeout":
+        return Outcome("timeout", "Timeout", f"wall-clock timeout after {limits.timeout_s:g}s")
+    exit_code = int(reply["exit_code"])
+    if exit_code < 0:
+        return _from_signal(-exit_code, reply, limits)
+    if report is not None:
+        return _from_report(report, exit_code, limits)
+    if exit_code == 0:  # os._exit(0) or similar: the harness never got to say the tests ran
+        msg = "program exited with status 0 before the tests finished (os._exit?)"
+        return Outcome("error", "SystemExit", msg)
+    msg = f"exited with status {exit_code} and no report (os._exit, or a failed start: see stderr)"
+    return Outcome("error", "SystemExit", msg)

@@ -1,0 +1,73 @@
+"""Which layers the sandbox runs with: the safest available, a fallback, or a clear refusal.
+
+Landlock is switched off by configuration here to act as an older kernel would; bubblewrap is
+the fallback, and with neither the engine refuses unless the user opts into an unsafe mode.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from aimesh.sandbox import Limits, PoolConfig, SandboxUnavailable, ServerPool, run_program
+
+FAST = Limits(timeout_s=3, cpu_s=2)
+
+
+async def _statuses(pool: ServerPool, programs: list[str]) -> list[str]:
+    return [(await run_program(p, FAST, pool)).status for p in programs]
+
+
+@pytest.mark.asyncio
+async def test_the_default_is_landlock_seccomp_and_no_capabilities() -> None:
+    pool = ServerPool(PoolConfig(servers=1))
+    try:
+        result = await run_program("x = 1", FAST, pool)
+    finally:
+        pool.close()
+    assert result.passed
+    for layer in ("landlock-fs", "landlock-net", "landlock-scope", "seccomp", "capabilities"):
+        assert layer in result.layers
+    assert not any(layer.startswith("UNSAFE") for layer in result.layers)
+
+
+@pytest.mark.asyncio
+async def test_without_landlock_or_bwrap_it_refuses_and_says_how_to_proceed() -> None:
+    pool = ServerPool(PoolConfig(servers=1, landlock=False, bwrap=False))
+    with pytest.raises(SandboxUnavailable) as refused:
+        await run_program("x = 1", FAST, pool)
+    pool.close()
+    message = str(refused.value)
+    assert "landlock-fs" in message and "bubblewrap" in message
+    assert "AIMESH_SANDBOX_UNSAFE=1" in message
+
+
+@pytest.mark.asyncio
+async def test_the_unsafe_opt_in_runs_and_names_what_is_missing() -> None:
+    pool = ServerPool(PoolConfig(servers=1, landlock=False, bwrap=False, unsafe=True))
+    try:
+        result = await run_program("x = 1", FAST, pool)
+        denied = await run_program("import socket\nsocket.socket()", FAST, pool)
+    finally:
+        pool.close()
+    assert result.passed
+    assert "UNSAFE-missing-landlock-fs" in result.layers and "landlock-fs" not in result.layers
+    assert denied.status == "forbidden"  # seccomp still holds
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+async def test_bubblewrap_stands_in_for_landlock() -> None:
+    pool = ServerPool(PoolConfig(servers=1, landlock=False))
+    secret = "print(open('/etc/shadow').read())"
+    outside = "open('/tmp/aimesh-escaped', 'w').write('x')"
+    project = f"print(open({__file__!r}).read())"
+    network = "import socket\nsocket.create_connection(('127.0.0.1', 9))"
+    try:
+        first = await run_program("x = 1", FAST, pool)
+        statuses = await _statuses(pool, [secret, outside, project, network, "assert 1 + 1 == 2"])
+    finally:
+        pool.close()
+    assert "bubblewrap" in first.layers and "landlock-fs" not in first.layers
+    assert statuses == ["error", "forbidden", "error", "forbidden", "passed"]  # files not there
