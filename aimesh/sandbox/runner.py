@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import os
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -106,32 +107,41 @@ def _program_fd(program: str) -> int:
     return fd
 
 
-def _request(run_id: int, limits: Limits) -> dict[str, Any]:
+def _request(run_id: int, limits: Limits, nonce: str) -> dict[str, Any]:
     fields = ("timeout_s", "cpu_s", "memory_mb", "file_size_mb", "disk_mb", "open_files")
-    return {"id": run_id, "limits": {name: getattr(limits, name) for name in fields}}
+    limit_values = {name: getattr(limits, name) for name in fields}
+    return {"id": run_id, "nonce": nonce, "limits": limit_values}
 
 
-def _parse_report(data: bytes) -> dict[str, Any] | None:
+def _parse_report(data: bytes, nonce: str) -> dict[str, Any] | None:
+    """The harness's report; anything else on the pipe (without the run's nonce) is ignored."""
     try:
         report = json.loads(data)
     except ValueError:
         return None
-    return report if isinstance(report, dict) else None
+    if not isinstance(report, dict) or report.get("nonce") != nonce:
+        return None
+    return report
 
 
 async def _exchange(
-    server: ForkServer, run_id: int, limits: Limits, fds: list[int], drains: list[_Drain]
+    server: ForkServer, request: dict[str, Any], fds: list[int], drains: list[_Drain]
 ) -> dict[str, Any]:
     """Send the run (then drop our copies of its fds, so EOF can come) and await the reply."""
+    run_id, timeout_s = request["id"], request["limits"]["timeout_s"]
     try:
-        server.send(_request(run_id, limits), fds)
+        server.send(request, fds)
     finally:
         for fd in fds:
             os.close(fd)
     try:
-        reply = await asyncio.wait_for(server.reply(), limits.timeout_s + _BACKSTOP_S)
+        reply = await asyncio.wait_for(server.reply(), timeout_s + _BACKSTOP_S)
     except TimeoutError:
         raise ForkServerError(f"the sandbox server did not answer run {run_id}") from None
+    if "server_error" in reply:
+        raise ForkServerError(
+            f"the sandbox server could not start run {run_id}: {reply['server_error']}"
+        )
     await asyncio.wait([d.done for d in drains], timeout=_DRAIN_S)
     return reply
 
@@ -166,8 +176,9 @@ async def run_program(
             ]
             readers = []
             sent, fds = fds, []
-            reply = await _exchange(server, run_id, limits, sent, drains)
-            report = _parse_report(bytes(drains[2].tail)) if drains[2].total else None
+            nonce = secrets.token_hex(16)
+            reply = await _exchange(server, _request(run_id, limits, nonce), sent, drains)
+            report = _parse_report(bytes(drains[2].tail), nonce) if drains[2].total else None
             if report is not None and report.get("phase") == "setup":
                 raise ForkServerError(
                     f"the sandbox could not isolate the run: {report.get('type')}: "

@@ -44,6 +44,19 @@ class Layers:
     drop_capabilities: bool
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """One run as the child sees it: where, with which fds, under which limits."""
+
+    scratch: str
+    fds: list[int]  # program, stdout, stderr, report
+    ruleset_fd: int | None
+    limits: ChildLimits
+    nonce: str
+    server_pid: int
+    probe: bool = False
+
+
 def _place_fds(program: int, stdout: int, stderr: int, report: int, ruleset: int | None) -> None:
     """Move the run's fds to fixed numbers and close everything else (the server's socket too)."""
     wanted = {STDOUT: stdout, STDERR: stderr, PROGRAM_FD: program, REPORT_FD: report}
@@ -76,49 +89,42 @@ def _lower(res: int, soft: int, hard: int) -> None:
     resource.setrlimit(res, (soft, hard))
 
 
-def isolate(scratch: str, limits: ChildLimits, layers: Layers, server_pid: int) -> None:
+def isolate(spec: RunSpec, layers: Layers) -> None:
     """Apply every layer to this process; raises if any of them cannot be applied."""
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # if the server dies, so does the run
-    if os.getppid() != server_pid:
+    if os.getppid() != spec.server_pid:
         raise RuntimeError("the fork server died during setup")
     os.setsid()  # own process group: the server kills the whole group
-    os.chdir(scratch)
+    os.chdir(spec.scratch)
     os.environ.clear()
-    os.environ.update(HOME=scratch, TMPDIR=scratch)
-    _set_rlimits(limits)
+    os.environ.update(HOME=spec.scratch, TMPDIR=spec.scratch)
+    _set_rlimits(spec.limits)
     if layers.drop_capabilities:
         capabilities.drop_all()
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-    if layers.ruleset is not None:
+    if spec.ruleset_fd is not None:
         landlock.restrict_self(RULESET_FD)
         os.close(RULESET_FD)
+    memory = spec.limits.memory_mb * MIB
     if layers.seccomp:
         program = seccomp.build_filter(os.getpid())
-        _lower(resource.RLIMIT_AS, limits.memory_mb * MIB, limits.memory_mb * MIB)
+        _lower(resource.RLIMIT_AS, memory, memory)
         seccomp.install(program)
     else:
-        _lower(resource.RLIMIT_AS, limits.memory_mb * MIB, limits.memory_mb * MIB)
+        _lower(resource.RLIMIT_AS, memory, memory)
 
 
-def enter(
-    scratch: str,
-    fds: list[int],
-    limits: ChildLimits,
-    layers: Layers,
-    server_pid: int,
-    probe: bool = False,
-) -> NoReturn:
+def enter(spec: RunSpec, layers: Layers) -> NoReturn:
     """In the forked child: isolate, then run the program (or, for a probe, test the layers)."""
-    program, stdout, stderr, report = fds
     try:
-        _place_fds(program, stdout, stderr, report, layers.ruleset.fd if layers.ruleset else None)
-        isolate(scratch, limits, layers, server_pid)
-        if probe:
+        _place_fds(*spec.fds, spec.ruleset_fd)
+        isolate(spec, layers)
+        if spec.probe:
             _probe(layers)
     except BaseException as exc:  # the setup failed: say so, never run the program unconfined
-        report_setup_failure(exc)
+        report_setup_failure(exc, spec.nonce)
         os._exit(EXIT_SETUP_FAILED)
-    harness.run(PROGRAM_FD, REPORT_FD)
+    harness.run(PROGRAM_FD, REPORT_FD, spec.nonce, spec.limits.open_files)
 
 
 def _probe(layers: Layers) -> NoReturn:
@@ -140,8 +146,9 @@ def _refused(action: object) -> bool:
     return False
 
 
-def report_setup_failure(exc: BaseException) -> None:
+def report_setup_failure(exc: BaseException, nonce: str) -> None:
     message = {"phase": "setup", "type": type(exc).__name__, "message": str(exc)[:500]}
+    message["nonce"] = nonce
     try:
         os.write(REPORT_FD, json.dumps(message).encode())
     except OSError:

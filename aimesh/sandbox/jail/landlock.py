@@ -1,8 +1,8 @@
 """Landlock through its three system calls: a ruleset built once per server, enforced per child.
 
-Rules attach to inodes, so the ruleset names the server's scratch *base* directory; each run's
-fresh scratch directory lives beneath it. What the kernel's ABI cannot handle is left out and
-reported (see `layers`), never silently assumed.
+The read-only paths are opened once per server; each run gets a ruleset of its own that adds
+its fresh scratch dir, so no run can see another's files. What the kernel's ABI cannot handle
+is left out and reported (see `layers`), never silently assumed.
 """
 
 from __future__ import annotations
@@ -53,37 +53,53 @@ def layers(abi: int) -> list[str]:
 
 
 class Ruleset:
-    """Files: read-only `readable`, read-write `writable`, nothing else; TCP and scopes denied."""
+    """Files: read-only `readable`, read-write one run's scratch dir, nothing else; TCP and
+    scopes denied. The readable paths are opened once; each run gets its own ruleset."""
 
-    def __init__(self, readable: Iterable[str], writable: Iterable[str], abi: int) -> None:
+    def __init__(self, readable: Iterable[str], abi: int) -> None:
         if abi < 1:
             raise OSError("Landlock is not available on this kernel")
         self.abi = abi
-        handled_fs = _fs_access(abi)
-        fields = [handled_fs]
+        self.handled_fs = _fs_access(abi)
+        fields = [self.handled_fs]
         if abi >= 4:
             fields.append(NET_BIND_TCP | NET_CONNECT_TCP)
         if abi >= 6:
             fields.append(SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL)
-        attr = struct.pack(f"={len(fields)}Q", *fields)
-        self.fd = libc.syscall(SYS_CREATE_RULESET, attr, len(attr), 0)
+        self.attr = struct.pack(f"={len(fields)}Q", *fields)
+        self.readable: list[tuple[int, int]] = []
         for path in readable:
-            self._allow(path, READ_ONLY & handled_fs)
-        for path in writable:
-            self._allow(path, READ_WRITE & handled_fs)
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # e.g. no /lib64 on this distribution
+            self.readable.append((fd, self._access(path, READ_ONLY)))
 
-    def _allow(self, path: str, access: int) -> None:
+    def _access(self, path: str, access: int) -> int:
+        access &= self.handled_fs
+        return access if os.path.isdir(path) else access & FILE_ONLY
+
+    def for_run(self, scratch: str, writable_files: Iterable[str] = ()) -> int:
+        """A new ruleset fd for one run: the readable paths plus `scratch` read-write."""
+        ruleset = libc.syscall(SYS_CREATE_RULESET, self.attr, len(self.attr), 0)
         try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return  # e.g. no /lib64 on this distribution
-        try:
-            if not os.path.isdir(path):
-                access &= FILE_ONLY
-            rule = struct.pack("=Qi", access, fd)
-            libc.syscall(SYS_ADD_RULE, self.fd, RULE_PATH_BENEATH, ctypes.c_char_p(rule), 0)
-        finally:
-            os.close(fd)
+            for fd, access in self.readable:
+                _add_rule(ruleset, fd, access)
+            for path in (scratch, *writable_files):
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                try:
+                    _add_rule(ruleset, fd, self._access(path, READ_WRITE))
+                finally:
+                    os.close(fd)
+        except BaseException:
+            os.close(ruleset)
+            raise
+        return ruleset
+
+
+def _add_rule(ruleset: int, fd: int, access: int) -> None:
+    rule = struct.pack("=Qi", access, fd)
+    libc.syscall(SYS_ADD_RULE, ruleset, RULE_PATH_BENEATH, ctypes.c_char_p(rule), 0)
 
 
 def restrict_self(ruleset_fd: int) -> None:

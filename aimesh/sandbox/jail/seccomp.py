@@ -3,7 +3,8 @@
 Refused with EPERM (so Python raises PermissionError and the verdict can name the call): sockets,
 exec, process creation (threads are allowed), namespaces, mounts, ptrace and reading other
 processes' memory, raising or setting rlimits, setting clocks, kernel-level facilities (bpf,
-io_uring, modules, keys...), and signals to any process but the caller's own. clone3 answers
+io_uring, modules, keys...), changing file metadata (mode, owner, times, xattrs, chattr flags),
+and signals to any process but the caller's own. clone3 answers
 ENOSYS so that glibc falls back to clone, whose flags a filter can inspect.
 """
 
@@ -54,7 +55,13 @@ DENIED = (
     "delete_module", "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "syslog",
     "acct", "quotactl", "name_to_handle_at", "open_by_handle_at", "iopl", "ioperm",
     "sethostname", "setdomainname", "lookup_dcookie", "fanotify_init",
+    # File metadata: Landlock has no right for it, and uid 0 owns the host's files.
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "utime", "utimes", "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr",
+    "removexattr", "lremovexattr", "fremovexattr", "setxattrat", "removexattrat",
 )  # fmt: skip
+# ioctl commands that change a file's attributes (chattr), refused on any fd.
+FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR = 0x40086602, 0x40046602, 0x401C5820
 # Calls whose first argument is a pid (or thread-group id): allowed only on the caller itself.
 SELF_TARGETED = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 
@@ -105,6 +112,15 @@ def build_filter(self_pid: int, arch: str | None = None) -> bytes:
         _ins(_JEQ, 0, jf=1),
         _ins(_RET, RET_ALLOW),
         deny,
+    ]
+    prog += [
+        _ins(_JEQ, numbers["ioctl"], jf=6),
+        _ins(_LD_ABS, _arg_low(1)),
+        _ins(_JEQ, FS_IOC_SETFLAGS, jt=2),
+        _ins(_JEQ, FS_IOC32_SETFLAGS, jt=1),
+        _ins(_JEQ, FS_IOC_FSSETXATTR, jf=1),
+        deny,
+        _ins(_RET, RET_ALLOW),
     ]
     own = self_pid & 0xFFFFFFFF
     own_group = -self_pid & 0xFFFFFFFF  # kill(-pgid): the caller leads its own group

@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -84,33 +85,46 @@ class Server:
             request = json.loads(message)
             if "kill" in request:
                 continue  # for a run that already ended
-            reply = self.run(request, fds)
+            try:
+                reply = self.run(request, fds)
+            except Exception as exc:  # this run failed to start; the server serves the next
+                reply = {"id": request.get("id"), "server_error": f"{type(exc).__name__}: {exc}"}
             self.sock.send(json.dumps(reply).encode())
 
     def run(self, request: dict[str, Any], fds: list[int]) -> dict[str, Any]:
+        """Fork one child for `request`, supervise it, clean up after it."""
         run_id, limits = request["id"], request["limits"]
-        scratch = os.path.join(self.base, f"run-{run_id}")
-        os.mkdir(scratch, 0o700)
+        scratch = ruleset_fd = None
         try:
-            server_pid = os.getpid()
+            scratch = tempfile.mkdtemp(prefix="run-", dir=self.base)  # unguessable name
+            if self.layers.ruleset is not None:
+                ruleset_fd = self.layers.ruleset.for_run(scratch, [os.devnull])
+            spec = child.RunSpec(
+                scratch=scratch,
+                fds=fds,
+                ruleset_fd=ruleset_fd,
+                limits=child.ChildLimits(
+                    cpu_s=limits["cpu_s"],
+                    memory_mb=limits["memory_mb"],
+                    file_size_mb=limits["file_size_mb"],
+                    open_files=limits["open_files"],
+                ),
+                nonce=str(request.get("nonce", "")),
+                server_pid=os.getpid(),
+                probe=bool(request.get("probe", False)),
+            )
             pid = os.fork()
             if pid == 0:
                 try:
-                    child_limits = child.ChildLimits(
-                        cpu_s=limits["cpu_s"],
-                        memory_mb=limits["memory_mb"],
-                        file_size_mb=limits["file_size_mb"],
-                        open_files=limits["open_files"],
-                    )
-                    probe = request.get("probe", False)
-                    child.enter(scratch, fds, child_limits, self.layers, server_pid, probe)
+                    child.enter(spec, self.layers)
                 finally:
                     os._exit(child.EXIT_SETUP_FAILED)
-            for fd in fds:
-                os.close(fd)
             return self._supervise(pid, run_id, scratch, limits)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            for fd in [*fds, *([ruleset_fd] if ruleset_fd is not None else [])]:
+                os.close(fd)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def _supervise(self, pid: int, run_id: int, scratch: str, limits: dict[str, Any]) -> dict:
         started = time.monotonic()
@@ -185,7 +199,7 @@ def main(argv: list[str]) -> None:
         importlib.import_module(name)
     sock = socket.socket(fileno=0)
     abi = 0 if args.no_landlock else landlock.abi_version()
-    ruleset = landlock.Ruleset(readable, [args.base, os.devnull], abi) if abi else None
+    ruleset = landlock.Ruleset(readable, abi) if abi else None
     layers = child.Layers(
         ruleset=ruleset,
         seccomp=seccomp.supported(),

@@ -1,6 +1,7 @@
 """System call numbers for the seccomp filter, per architecture (from the kernel's uapi headers).
 
-Only the calls the filter names; x86_64 from asm/unistd_64.h, aarch64 from asm-generic/unistd.h.
+Only the calls the filter names; x86_64 from asm/unistd_64.h, aarch64 from asm-generic/unistd.h
+(fchmodat2, setxattrat and removexattrat, newer than those headers, share one number on both).
 """
 
 from __future__ import annotations
@@ -13,6 +14,27 @@ X32_BIT = 0x40000000
 
 NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {
+        "chmod": 90,
+        "fchmod": 91,
+        "fchmodat": 268,
+        "fchmodat2": 452,
+        "chown": 92,
+        "fchown": 93,
+        "lchown": 94,
+        "fchownat": 260,
+        "utime": 132,
+        "utimes": 235,
+        "futimesat": 261,
+        "utimensat": 280,
+        "setxattr": 188,
+        "lsetxattr": 189,
+        "fsetxattr": 190,
+        "removexattr": 197,
+        "lremovexattr": 198,
+        "fremovexattr": 199,
+        "setxattrat": 463,
+        "removexattrat": 466,
+        "ioctl": 16,
         "socket": 41,
         "socketpair": 53,
         "execve": 59,
@@ -82,6 +104,21 @@ NUMBERS: dict[str, dict[str, int]] = {
         "truncate": 76,
     },
     "aarch64": {
+        "fchmod": 52,
+        "fchmodat": 53,
+        "fchmodat2": 452,
+        "fchown": 55,
+        "fchownat": 54,
+        "utimensat": 88,
+        "setxattr": 5,
+        "lsetxattr": 6,
+        "fsetxattr": 7,
+        "removexattr": 14,
+        "lremovexattr": 15,
+        "fremovexattr": 16,
+        "setxattrat": 463,
+        "removexattrat": 466,
+        "ioctl": 29,
         "socket": 198,
         "socketpair": 199,
         "execve": 221,
