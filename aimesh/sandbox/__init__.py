@@ -1,8 +1,9 @@
 """Run LLM-written Python against its tests in an isolated child process (no Faust/Kafka here)."""
 
 from aimesh.sandbox.classify import STATUSES
+from aimesh.sandbox.forkserver import SandboxUnavailable
 from aimesh.sandbox.limits import Limits
-from aimesh.sandbox.pool import PoolConfig, SandboxUnavailable, ServerPool, configure
+from aimesh.sandbox.pool import PoolConfig, ServerPool, configure
 from aimesh.sandbox.program import build_program
 from aimesh.sandbox.runner import RunResult, active_layers, run_program
 

@@ -3,6 +3,7 @@
 A server is started lazily, says in its hello which layers its self-test saw hold, and is
 refused (closed, with a clear error) when the safest set this machine offers is not there,
 unless the user opted into an unsafe mode. A server that misbehaves is closed and replaced.
+Each server takes up to DEPTH runs at once: one runs, the next waits queued in the server.
 """
 
 from __future__ import annotations
@@ -11,38 +12,21 @@ import asyncio
 import atexit
 import collections
 import contextlib
-import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from aimesh.sandbox.fallback import bwrap_command, find_bwrap
+from aimesh.sandbox.fallback import find_bwrap
+from aimesh.sandbox.forkserver import ForkServer, SandboxUnavailable
 
-START_SCRIPT = Path(__file__).with_name("jail") / "start.py"
-MAX_MESSAGE = 65_536
-HELLO_TIMEOUT_S = 30.0
+DEPTH = 2
 # Layers the engine itself applies around every run, whatever the kernel offers.
 ENGINE_LAYERS = ("empty-env", "scratch-dir", "rlimits", "wall-timeout", "disk-cap", "output-cap",
                  "group-kill")  # fmt: skip
 # Without these a run is refused: files (Landlock, or bubblewrap standing in), system calls,
 # and no capabilities.
 REQUIRED = ("capabilities", "seccomp", "landlock-fs")
-FILE_LAYERS = ("landlock-fs", "bubblewrap")
-
-
-class SandboxUnavailable(RuntimeError):
-    """This machine cannot isolate untrusted code well enough, and no unsafe mode was asked for."""
-
-
-class ForkServerError(RuntimeError):
-    """A fork server died or stopped answering; it is replaced on the next run."""
 
 
 @dataclass(frozen=True)
@@ -62,95 +46,15 @@ class PoolConfig:
             raise ValueError("no Python interpreter to start the fork server with")
 
 
-class ForkServer:
-    """One server process and the socket the engine talks to it over."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, base: str) -> None:
-        self.proc, self.sock, self.base = proc, sock, base
-        self.hello: dict[str, Any] = {}
-
-    @classmethod
-    async def start(cls, config: PoolConfig, use_bwrap: bool) -> ForkServer:
-        base = tempfile.mkdtemp(prefix="aimesh-sandbox-")
-        command = [config.python, "-I", "-S", str(START_SCRIPT), "--base", base]
-        if use_bwrap or not config.landlock:
-            command.append("--no-landlock")
-        if use_bwrap:
-            command = bwrap_command(
-                command, python=config.python, base=base, code_dir=str(START_SCRIPT.parent)
-            )
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=theirs,
-                stdout=subprocess.DEVNULL,
-                env={},  # children inherit the server's memory: nothing secret may be in it
-                start_new_session=True,  # Ctrl-C is the engine's to handle, not the server's
-            )
-        except OSError as exc:
-            ours.close()
-            shutil.rmtree(base, ignore_errors=True)
-            raise SandboxUnavailable(
-                f"cannot start the sandbox server {command[0]}: {exc}"
-            ) from exc
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        server = cls(proc, ours, base)
-        try:
-            reply = await asyncio.wait_for(
-                asyncio.get_running_loop().sock_recv(ours, MAX_MESSAGE), HELLO_TIMEOUT_S
-            )
-        except (TimeoutError, OSError) as exc:
-            server.close()
-            raise SandboxUnavailable(f"the sandbox server did not start: {exc!r}") from exc
-        if not reply:
-            server.close()
-            raise SandboxUnavailable(
-                f"the sandbox server exited at start (status {proc.wait()}); its stderr says why"
-            )
-        server.hello = json.loads(reply)
-        return server
-
-    @property
-    def layers(self) -> list[str]:
-        return list(self.hello.get("layers", []))
-
-    def send(self, request: dict[str, Any], fds: list[int]) -> None:
-        """Start one run: the request and its fds (program, stdout, stderr, report)."""
-        socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
-
-    async def reply(self) -> dict[str, Any]:
-        """The run's end, once the child has exited and been reaped."""
-        reply = await asyncio.get_running_loop().sock_recv(self.sock, MAX_MESSAGE)
-        if not reply:
-            raise ForkServerError(f"the sandbox server exited (status {self.proc.poll()})")
-        return json.loads(reply)
-
-    def kill_run(self, run_id: int) -> None:
-        """Ask for the run's process group to be killed now (e.g. its output went over the cap)."""
-        with contextlib.suppress(OSError):
-            self.sock.send(json.dumps({"kill": run_id}).encode())
-
-    def close(self) -> None:
-        """Stop the server; its child (if any) dies with it (parent-death signal)."""
-        self.sock.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
 class ServerPool:
-    """Hands out idle servers; starts one while under `config.servers`, otherwise waits."""
+    """Lends servers: an idle one first, then a new one while under `config.servers`, then a
+    busy one with room in its queue; otherwise the caller waits."""
 
     def __init__(self, config: PoolConfig) -> None:
         self.config = config
-        self._idle: list[ForkServer] = []
-        self._count = 0
-        self._waiters: collections.deque[asyncio.Future[ForkServer | None]] = collections.deque()
+        self._servers: list[ForkServer] = []
+        self._starting = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._use_bwrap: bool | None = None
         self.layers: list[str] = []
 
@@ -167,38 +71,34 @@ class ServerPool:
 
     async def _acquire(self) -> ForkServer:
         while True:
-            if self._idle:
-                return self._idle.pop()
-            if self._count < self.config.servers:
-                self._count += 1
-                try:
-                    return await self._start()
-                except BaseException:
-                    self._count -= 1
-                    self._hand_over(None)
-                    raise
+            server = min(self._servers, key=lambda s: s.in_flight, default=None)
+            if server is None or server.in_flight > 0:
+                if len(self._servers) + self._starting < self.config.servers:
+                    server = await self._start()
+            if server is not None and server.in_flight < DEPTH:
+                server.in_flight += 1
+                return server
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
-            try:
-                server = await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._hand_over(waiter.result())
-                raise
-            if server is not None:
-                return server
+            await waiter
 
     async def _start(self) -> ForkServer:
-        if self._use_bwrap is None:
-            self._use_bwrap = self._choose_bwrap()
-        server = await ForkServer.start(self.config, self._use_bwrap)
-        if self._use_bwrap:
-            server.hello["layers"] = [*server.layers, "bubblewrap"]
+        self._starting += 1
         try:
-            self.layers = self._accept(server)
-        except SandboxUnavailable:
-            server.close()
-            raise
+            if self._use_bwrap is None:
+                self._use_bwrap = self._choose_bwrap()
+            server = await ForkServer.start(
+                self.config.python, self._use_bwrap, self.config.landlock
+            )
+            try:
+                self.layers = self._accept(server)
+            except SandboxUnavailable:
+                server.close()
+                raise
+        finally:
+            self._starting -= 1
+            self._wake()
+        self._servers.append(server)
         return server
 
     def _choose_bwrap(self) -> bool:
@@ -228,35 +128,32 @@ class ServerPool:
         return [*layers, *ENGINE_LAYERS, *extra]
 
     def _release(self, server: ForkServer, healthy: bool) -> None:
-        if not healthy:
+        server.in_flight -= 1
+        if not healthy or server.closed:
             server.close()
-            self._count -= 1
-            self._hand_over(None)
-            return
-        self._hand_over(server)
+            if server in self._servers:
+                self._servers.remove(server)
+        self._wake()
 
-    def _hand_over(self, server: ForkServer | None) -> None:
-        """Give a server (or, with None, a free slot) to the first live waiter."""
+    def _wake(self) -> None:
+        """Let the first live waiter look again."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done() and not waiter.get_loop().is_closed():
-                waiter.set_result(server)
+                waiter.set_result(None)
                 return
-        if server is not None:
-            self._idle.append(server)
 
     def close(self) -> None:
-        for server in self._idle:
+        for server in self._servers:
             server.close()
-            self._count -= 1
-        self._idle.clear()
+        self._servers.clear()
 
 
 _pool: ServerPool | None = None
 
 
 def configure(config: PoolConfig) -> ServerPool:
-    """Replace the process-wide pool (closing the idle servers of the old one)."""
+    """Replace the process-wide pool (closing the servers of the old one)."""
     global _pool
     if _pool is not None:
         _pool.close()

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aimesh.sandbox.classify import STATUSES, classify
+from aimesh.sandbox.forkserver import ForkServer, ForkServerError
 from aimesh.sandbox.limits import Limits
-from aimesh.sandbox.pool import ForkServer, ForkServerError, ServerPool, pool
+from aimesh.sandbox.pool import ServerPool, pool
 
 _MAX_REPORT_BYTES = 64_000
 _READ_CHUNK = 65_536
@@ -128,14 +129,15 @@ async def _exchange(
     server: ForkServer, request: dict[str, Any], fds: list[int], drains: list[_Drain]
 ) -> dict[str, Any]:
     """Send the run (then drop our copies of its fds, so EOF can come) and await the reply."""
-    run_id, timeout_s = request["id"], request["limits"]["timeout_s"]
+    run_id = request["id"]
+    patience = server.queued_s() + request["limits"]["timeout_s"] + _BACKSTOP_S
     try:
         server.send(request, fds)
     finally:
         for fd in fds:
             os.close(fd)
     try:
-        reply = await asyncio.wait_for(server.reply(), timeout_s + _BACKSTOP_S)
+        reply = await asyncio.wait_for(server.reply(run_id), patience)
     except TimeoutError:
         raise ForkServerError(f"the sandbox server did not answer run {run_id}") from None
     if "server_error" in reply:

@@ -19,6 +19,8 @@ PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 SECUREBITS_LOCKED_DOWN = 0xEF
 _VERSION_3 = 0x20080522
 _MAX_CAP = 64
+_HEADER = struct.pack("=Ii", _VERSION_3, 0)
+_NO_CAPABILITIES = bytes(24)
 
 
 def held() -> bool:
@@ -29,14 +31,19 @@ def held() -> bool:
     return any(data[i] for i in (0, 1, 3, 4))  # effective, permitted of both 32-bit halves
 
 
-def drop_all() -> None:
-    """Empty the bounding and ambient sets, lock the securebits, then clear the process's sets."""
+def drop_bounding_set() -> None:
+    """Empty the bounding set, so no exec could ever regain a capability; once per server."""
     for cap in range(_MAX_CAP):
         try:
             libc.prctl(PR_CAPBSET_DROP, cap)
         except OSError as exc:
-            if exc.errno != errno.EINVAL:  # EINVAL: past the kernel's last capability
-                raise
+            if exc.errno == errno.EINVAL:  # past the kernel's last capability
+                return
+            raise
+
+
+def drop_held() -> None:
+    """Clear the ambient set, lock the securebits, then clear this process's own sets."""
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     libc.prctl(PR_SET_SECUREBITS, SECUREBITS_LOCKED_DOWN)
-    libc.capset(struct.pack("=Ii", _VERSION_3, 0), bytes(24))
+    libc.capset(_HEADER, _NO_CAPABILITIES)

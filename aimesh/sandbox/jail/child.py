@@ -40,8 +40,8 @@ class Layers:
     """Which layers this server applies to each child."""
 
     ruleset: landlock.Ruleset | None
-    seccomp: bool
-    drop_capabilities: bool
+    seccomp: seccomp.Filter | None
+    drop_capabilities: bool  # the server dropped the bounding set; the child drops the rest
 
 
 @dataclass(frozen=True)
@@ -96,22 +96,17 @@ def isolate(spec: RunSpec, layers: Layers) -> None:
         raise RuntimeError("the fork server died during setup")
     os.setsid()  # own process group: the server kills the whole group
     os.chdir(spec.scratch)
-    os.environ.clear()
-    os.environ.update(HOME=spec.scratch, TMPDIR=spec.scratch)
     _set_rlimits(spec.limits)
     if layers.drop_capabilities:
-        capabilities.drop_all()
+        capabilities.drop_held()
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if spec.ruleset_fd is not None:
         landlock.restrict_self(RULESET_FD)
         os.close(RULESET_FD)
     memory = spec.limits.memory_mb * MIB
-    if layers.seccomp:
-        program = seccomp.build_filter(os.getpid())
-        _lower(resource.RLIMIT_AS, memory, memory)
-        seccomp.install(program)
-    else:
-        _lower(resource.RLIMIT_AS, memory, memory)
+    _lower(resource.RLIMIT_AS, memory, memory)
+    if layers.seccomp is not None:
+        layers.seccomp.install(os.getpid())
 
 
 def enter(spec: RunSpec, layers: Layers) -> NoReturn:
@@ -132,7 +127,7 @@ def _probe(layers: Layers) -> NoReturn:
     found: dict[str, bool] = {"capabilities": not capabilities.held()}
     if layers.ruleset is not None:
         found["landlock-fs"] = _refused(lambda: open("/proc/self/status", "rb").close())
-    if layers.seccomp:
+    if layers.seccomp is not None:
         found["seccomp"] = _refused(lambda: socket.socket(socket.AF_UNIX).close())
     os.write(REPORT_FD, json.dumps({"phase": "probe", "layers": found}).encode())
     os._exit(0)

@@ -1,0 +1,164 @@
+"""One fork server process, and the socket the engine talks to it over.
+
+Runs may be pipelined: the engine sends the next request while one runs, and the server queues
+it, so a server never idles while the engine handles a reply. Replies come back in order; each
+carries its run id, and whichever caller is reading hands the others their replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aimesh.sandbox.fallback import bwrap_command
+
+START_SCRIPT = Path(__file__).with_name("jail") / "start.py"
+MAX_MESSAGE = 65_536
+HELLO_TIMEOUT_S = 30.0
+
+
+class SandboxUnavailable(RuntimeError):
+    """This machine cannot isolate untrusted code well enough, and no unsafe mode was asked for."""
+
+
+class ForkServerError(RuntimeError):
+    """A fork server died or stopped answering; it is replaced on the next run."""
+
+
+class ForkServer:
+    """A started server: send runs, await their replies, kill one, close it all."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, base: str) -> None:
+        self.proc, self.sock, self.base = proc, sock, base
+        self.hello: dict[str, Any] = {}
+        self.in_flight = 0  # runs lent out by the pool
+        self.closed = False
+        self._ahead: dict[int, float] = {}  # run id -> timeout, for runs sent and not answered
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._reading = False
+
+    @classmethod
+    async def start(cls, python: str, use_bwrap: bool, landlock: bool) -> ForkServer:
+        base = tempfile.mkdtemp(prefix="aimesh-sandbox-")
+        command = [python, "-I", "-S", str(START_SCRIPT), "--base", base]
+        if use_bwrap or not landlock:
+            command.append("--no-landlock")
+        if use_bwrap:
+            command = bwrap_command(
+                command, python=python, base=base, code_dir=str(START_SCRIPT.parent)
+            )
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=theirs,
+                stdout=subprocess.DEVNULL,
+                env={},  # children inherit the server's memory: nothing secret may be in it
+                start_new_session=True,  # Ctrl-C is the engine's to handle, not the server's
+            )
+        except OSError as exc:
+            ours.close()
+            shutil.rmtree(base, ignore_errors=True)
+            raise SandboxUnavailable(
+                f"cannot start the sandbox server {command[0]}: {exc}"
+            ) from exc
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        server = cls(proc, ours, base)
+        try:
+            hello = await asyncio.wait_for(
+                asyncio.get_running_loop().sock_recv(ours, MAX_MESSAGE), HELLO_TIMEOUT_S
+            )
+        except (TimeoutError, OSError) as exc:
+            server.close()
+            raise SandboxUnavailable(f"the sandbox server did not start: {exc!r}") from exc
+        if not hello:
+            server.close()
+            raise SandboxUnavailable(
+                f"the sandbox server exited at start (status {proc.wait()}); its stderr says why"
+            )
+        server.hello = json.loads(hello)
+        if use_bwrap:
+            server.hello["layers"] = [*server.layers, "bubblewrap"]
+        return server
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.hello.get("layers", []))
+
+    def queued_s(self) -> float:
+        """The longest the runs already sent may keep a new one waiting."""
+        return sum(self._ahead.values())
+
+    def send(self, request: dict[str, Any], fds: list[int]) -> None:
+        """Start (or queue) one run: the request and its fds (program, stdout, stderr, report)."""
+        socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+        self._ahead[request["id"]] = float(request["limits"]["timeout_s"])
+
+    async def reply(self, run_id: int) -> dict[str, Any]:
+        """The run's end, once its child has exited and been reaped."""
+        loop = asyncio.get_running_loop()
+        try:
+            while run_id not in self._replies:
+                if self._reading:  # another caller reads; it hands over our reply or the reading
+                    woken = loop.create_future()
+                    self._waiting[run_id] = woken
+                    try:
+                        await woken
+                    finally:
+                        self._waiting.pop(run_id, None)
+                    continue
+                await self._read_one(loop)
+            return self._replies.pop(run_id)
+        finally:
+            self._ahead.pop(run_id, None)
+
+    async def _read_one(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.closed:
+            raise ForkServerError("the sandbox server was closed during the run")
+        self._reading = True
+        try:
+            data = await loop.sock_recv(self.sock, MAX_MESSAGE)
+        finally:
+            self._reading = False
+            self._wake(None)  # whoever still waits takes over the reading
+        if not data:
+            raise ForkServerError(f"the sandbox server exited (status {self.proc.poll()})")
+        message = json.loads(data)
+        self._replies[message.get("id")] = message
+        self._wake(message.get("id"))
+
+    def _wake(self, run_id: int | None) -> None:
+        for key, woken in self._waiting.items():
+            if (run_id is None or key == run_id) and not woken.done():
+                woken.set_result(None)
+                return
+
+    def kill_run(self, run_id: int) -> None:
+        """Ask for the run's process group to be killed now (e.g. its output went over the cap)."""
+        with contextlib.suppress(OSError):
+            self.sock.send(json.dumps({"kill": run_id}).encode())
+
+    def close(self) -> None:
+        """Stop the server; its child (if any) dies with it (parent-death signal)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        shutil.rmtree(self.base, ignore_errors=True)
+        for woken in self._waiting.values():
+            if not woken.done():
+                woken.set_result(None)  # they find the socket closed and raise
