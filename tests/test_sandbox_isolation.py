@@ -61,7 +61,7 @@ async def test_the_unsafe_opt_in_runs_and_names_what_is_missing() -> None:
 async def test_bubblewrap_stands_in_for_landlock() -> None:
     pool = ServerPool(PoolConfig(servers=1, landlock=False))
     secret = "print(open('/etc/shadow').read())"
-    outside = "open('/tmp/aimesh-escaped', 'w').write('x')"
+    outside = "open('/usr/aimesh-escaped', 'w').write('x')"
     project = f"print(open({__file__!r}).read())"
     network = "import socket\nsocket.create_connection(('127.0.0.1', 9))"
     try:

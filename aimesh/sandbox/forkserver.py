@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,22 @@ from aimesh.sandbox.fallback import bwrap_command
 START_SCRIPT = Path(__file__).with_name("jail") / "start.py"
 MAX_MESSAGE = 65_536
 HELLO_TIMEOUT_S = 30.0
+SHM = "/dev/shm"
+MIN_SHM_BYTES = 1 << 30
+
+
+def scratch_root() -> str | None:
+    """Where scratch dirs go: /dev/shm when it is a roomy tmpfs, else the usual temp dir.
+
+    A run's dir is made and removed every few milliseconds; on ext4, inode allocation then
+    scans for recently deleted inodes and mkdir alone took a fifth of a server's time.
+    """
+    try:
+        st = os.statvfs(SHM)
+    except OSError:
+        return None
+    roomy = st.f_bavail * st.f_frsize >= MIN_SHM_BYTES
+    return SHM if roomy and os.access(SHM, os.W_OK | os.X_OK) else None
 
 
 class SandboxUnavailable(RuntimeError):
@@ -47,7 +64,7 @@ class ForkServer:
 
     @classmethod
     async def start(cls, python: str, use_bwrap: bool, landlock: bool) -> ForkServer:
-        base = tempfile.mkdtemp(prefix="aimesh-sandbox-")
+        base = tempfile.mkdtemp(prefix="aimesh-sandbox-", dir=scratch_root())
         command = [python, "-I", "-S", str(START_SCRIPT), "--base", base]
         if use_bwrap or not landlock:
             command.append("--no-landlock")

@@ -21,6 +21,10 @@ CEILINGS = {
 }
 
 
+# The harness itself needs a few open files (stdio, the program, its report, the interpreter's).
+FLOORS = {"open_files": 16}
+
+
 @dataclass(frozen=True)
 class Limits:
     """Caps on one run: rlimits on the child, the rest enforced by the server and the engine."""
@@ -45,6 +49,10 @@ class Limits:
                 kind = "a positive integer"
             if not ok:
                 raise ValueError(f"Limits.{spec.name} must be {kind}, got {value!r}")
+            if value < FLOORS.get(spec.name, 0):
+                raise ValueError(
+                    f"Limits.{spec.name} is {value!r}, under its floor of {FLOORS[spec.name]}"
+                )
             if value > CEILINGS[spec.name]:
                 raise ValueError(
                     f"Limits.{spec.name} is {value!r}, over its ceiling of {CEILINGS[spec.name]}"

@@ -137,15 +137,34 @@ async def _exchange(
         for fd in fds:
             os.close(fd)
     try:
-        reply = await asyncio.wait_for(server.reply(run_id), patience)
+        async with asyncio.timeout(patience):
+            reply = await server.reply(run_id)
     except TimeoutError:
         raise ForkServerError(f"the sandbox server did not answer run {run_id}") from None
     if "server_error" in reply:
         raise ForkServerError(
             f"the sandbox server could not start run {run_id}: {reply['server_error']}"
         )
-    await asyncio.wait([d.done for d in drains], timeout=_DRAIN_S)
+    if not all(d.done.done() for d in drains):
+        await asyncio.wait([d.done for d in drains], timeout=_DRAIN_S)
     return reply
+
+
+def _read_report(fd: int) -> bytes:
+    """The report pipe after the run: the child is gone, so whatever it wrote is there now."""
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    size = 0
+    while size < _MAX_REPORT_BYTES:
+        try:
+            chunk = os.read(fd, _READ_CHUNK)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:_MAX_REPORT_BYTES]
 
 
 async def run_program(
@@ -174,13 +193,13 @@ async def run_program(
             drains = [
                 _Drain(readers[0], limits.output_bytes, kill),
                 _Drain(readers[1], limits.output_bytes, kill),
-                _Drain(readers[2], _MAX_REPORT_BYTES),
             ]
-            readers = []
+            readers = readers[2:]  # the report's, read once the run is over
             sent, fds = fds, []
             nonce = secrets.token_hex(16)
             reply = await _exchange(server, _request(run_id, limits, nonce), sent, drains)
-            report = _parse_report(bytes(drains[2].tail), nonce) if drains[2].total else None
+            data = _read_report(readers[0])
+            report = _parse_report(data, nonce) if data else None
             if report is not None and report.get("phase") == "setup":
                 raise ForkServerError(
                     f"the sandbox could not isolate the run: {report.get('type')}: "
@@ -192,7 +211,7 @@ async def run_program(
         for drain in drains:
             drain.close()
     overflow = next(
-        (name for name, d in zip(("stdout", "stderr"), drains[:2], strict=True) if d.overflowed), ""
+        (name for name, d in zip(("stdout", "stderr"), drains, strict=True) if d.overflowed), ""
     )
     outcome = classify(reply, report, overflow, limits)
     return RunResult(

@@ -1,13 +1,14 @@
 """Turn a freshly forked child into a sandboxed one, layer by layer, then run the program.
 
-Order matters: fds and the scratch dir first (they need the server's rights), then rlimits,
-then capabilities, then Landlock and seccomp (each needs no_new_privs), and the address-space
-limit last but one so the steps before it may still allocate.
+What a whole server can carry is done once in the server and inherited: no capabilities,
+no_new_privs, the server-wide seccomp filter, an empty environment. Per child: its fds, its
+own process group, its scratch dir, its Landlock ruleset, the short per-child seccomp filter;
+the server sets its rlimits from outside and says go, and only then does the program run.
+Every Python step in a fresh child costs copied pages, so this list is kept short.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import resource
@@ -17,22 +18,13 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from . import capabilities, harness, landlock, libc, seccomp
+from .rlimits import ChildLimits
 
-STDOUT, STDERR, PROGRAM_FD, REPORT_FD, RULESET_FD = 1, 2, 3, 4, 5
-_HIGH_FD = 100
+STDOUT, STDERR, PROGRAM_FD, REPORT_FD, GO_FD, RULESET_FD = 1, 2, 3, 4, 5, 6
+NULL_FD = 3  # /dev/null in the server (reserve_low_fds): the child's stdin, then its program
 EXIT_SETUP_FAILED = 125
-PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
-MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ChildLimits:
-    """The rlimits of one run (the wall clock and the disk cap are the server's to enforce)."""
-
-    cpu_s: int
-    memory_mb: int
-    file_size_mb: int
-    open_files: int
+PR_SET_PDEATHSIG = 1
+GO = b"1"
 
 
 @dataclass(frozen=True)
@@ -41,7 +33,6 @@ class Layers:
 
     ruleset: landlock.Ruleset | None
     seccomp: seccomp.Filter | None
-    drop_capabilities: bool  # the server dropped the bounding set; the child drops the rest
 
 
 @dataclass(frozen=True)
@@ -49,7 +40,7 @@ class RunSpec:
     """One run as the child sees it: where, with which fds, under which limits."""
 
     scratch: str
-    fds: list[int]  # program, stdout, stderr, report
+    fds: list[int]  # program, stdout, stderr, report, go (the server's signal: limits are set)
     ruleset_fd: int | None
     limits: ChildLimits
     nonce: str
@@ -57,62 +48,49 @@ class RunSpec:
     probe: bool = False
 
 
-def _place_fds(program: int, stdout: int, stderr: int, report: int, ruleset: int | None) -> None:
+def reserve_low_fds() -> None:
+    """In the server, at start: hold fds 3..RULESET_FD open on /dev/null, so every fd it later
+    receives or opens is above the numbers a child places its fds at, and the child can dup2
+    straight into place (fd 3 doubles as the child's stdin)."""
+    while (fd := os.open(os.devnull, os.O_RDONLY)) <= RULESET_FD:
+        pass
+    os.close(fd)
+
+
+def _place_fds(fds: list[int], ruleset: int | None) -> None:
     """Move the run's fds to fixed numbers and close everything else (the server's socket too)."""
-    wanted = {STDOUT: stdout, STDERR: stderr, PROGRAM_FD: program, REPORT_FD: report}
-    if ruleset is not None:
-        wanted[RULESET_FD] = ruleset
-    high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, _HIGH_FD) for target, fd in wanted.items()}
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    for target, fd in high.items():
+    program, stdout, stderr, report, go = fds
+    wanted = [(stdout, STDOUT), (stderr, STDERR), (program, PROGRAM_FD), (report, REPORT_FD)]
+    wanted += [(go, GO_FD)] + ([(ruleset, RULESET_FD)] if ruleset is not None else [])
+    if min(fd for fd, _ in wanted) <= RULESET_FD:
+        raise RuntimeError("a run's fd collides with the fixed numbers (reserve_low_fds)")
+    os.dup2(NULL_FD, 0)
+    for fd, target in wanted:
         os.dup2(fd, target)
-    os.closerange(max(wanted) + 1, os.sysconf("SC_OPEN_MAX"))  # the high copies too
-
-
-def _set_rlimits(limits: ChildLimits) -> None:
-    """Cap what the program may use; RLIMIT_AS last, once the setup's allocations are done."""
-    plan = [
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_FSIZE, limits.file_size_mb * MIB),
-    ]
-    for res, value in plan:
-        _lower(res, value, value)
-    _lower(resource.RLIMIT_CPU, limits.cpu_s, limits.cpu_s + 1)
-
-
-def _lower(res: int, soft: int, hard: int) -> None:
-    ceiling = resource.getrlimit(res)[1]
-    if ceiling != resource.RLIM_INFINITY:
-        soft, hard = min(soft, ceiling), min(hard, ceiling)
-    resource.setrlimit(res, (soft, hard))
+    os.closerange(RULESET_FD + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def isolate(spec: RunSpec, layers: Layers) -> None:
-    """Apply every layer to this process; raises if any of them cannot be applied."""
+    """Apply every per-child layer; raises if any of them cannot be applied."""
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # if the server dies, so does the run
     if os.getppid() != spec.server_pid:
         raise RuntimeError("the fork server died during setup")
     os.setsid()  # own process group: the server kills the whole group
     os.chdir(spec.scratch)
-    _set_rlimits(spec.limits)
-    if layers.drop_capabilities:
-        capabilities.drop_held()
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if spec.ruleset_fd is not None:
         landlock.restrict_self(RULESET_FD)
         os.close(RULESET_FD)
-    memory = spec.limits.memory_mb * MIB
-    _lower(resource.RLIMIT_AS, memory, memory)
     if layers.seccomp is not None:
         layers.seccomp.install(os.getpid())
+    if os.read(GO_FD, 1) != GO:  # the server has set this process's rlimits
+        raise RuntimeError("the fork server did not set the run's limits")
+    os.close(GO_FD)
 
 
 def enter(spec: RunSpec, layers: Layers) -> NoReturn:
     """In the forked child: isolate, then run the program (or, for a probe, test the layers)."""
     try:
-        _place_fds(*spec.fds, spec.ruleset_fd)
+        _place_fds(spec.fds, spec.ruleset_fd)
         isolate(spec, layers)
         if spec.probe:
             _probe(layers)
@@ -124,7 +102,9 @@ def enter(spec: RunSpec, layers: Layers) -> NoReturn:
 
 def _probe(layers: Layers) -> NoReturn:
     """Check from inside that the layers hold, and report which do."""
-    found: dict[str, bool] = {"capabilities": not capabilities.held()}
+    limited = resource.getrlimit(resource.RLIMIT_AS)[1] != resource.RLIM_INFINITY
+    limited = limited and resource.getrlimit(resource.RLIMIT_CORE) == (0, 0)
+    found: dict[str, bool] = {"capabilities": not capabilities.held(), "rlimits": limited}
     if layers.ruleset is not None:
         found["landlock-fs"] = _refused(lambda: open("/proc/self/status", "rb").close())
     if layers.seccomp is not None:

@@ -13,7 +13,6 @@ import errno
 import fcntl
 import linecache
 import os
-import secrets
 import socket
 import sys
 import traceback
@@ -79,8 +78,10 @@ def _short(value: object) -> str:
 def _flush() -> None:
     """Flush every stdio stream; also runs before each fork so children don't repeat output."""
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        with contextlib.suppress(Exception):  # the program may have replaced or closed it
+        try:
             stream.flush()
+        except Exception:  # the program may have replaced or closed it
+            pass
 
 
 def _text(value: object) -> str:
@@ -155,7 +156,7 @@ def _hide(report_fd: int, open_files: int) -> int:
     process could still dig both out on purpose, which is as far as an in-process harness goes.)"""
     low = 8
     high = max(low + 1, open_files - 4)
-    hidden = fcntl.fcntl(report_fd, fcntl.F_DUPFD_CLOEXEC, low + secrets.randbelow(high - low))
+    hidden = fcntl.fcntl(report_fd, fcntl.F_DUPFD_CLOEXEC, low + os.urandom(1)[0] % (high - low))
     os.close(report_fd)
     return hidden
 

@@ -12,35 +12,35 @@ how the child ended.
 
 from __future__ import annotations
 
-import argparse
 import collections
+import contextlib
 import gc
 import importlib
 import json
 import os
-import secrets
 import select
-import shutil
 import signal
 import socket
 import sys
 import time
 from typing import Any
 
-from . import capabilities, child, landlock, seccomp
+from . import capabilities, child, landlock, libc, rlimits, seccomp
+from .rlimits import ChildLimits
 
-# Imported once here, so a child pays nothing for the usual suspects (HumanEval uses most).
+# Imported once here, so a child pays nothing for the usual suspects of generated code. Not
+# more: every module's memory (and each C extension's mappings) makes every fork dearer, which
+# is also why the server avoids shutil, argparse and secrets (zlib, lzma, libcrypto...).
 PRELOADED = (
-    "abc", "array", "bisect", "cmath", "collections", "contextlib", "copy", "dataclasses",
-    "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "itertools",
-    "json", "math", "numbers", "operator", "random", "re", "statistics", "string", "struct",
-    "textwrap", "time", "typing", "unicodedata",
+    "bisect", "collections", "copy", "dataclasses", "functools", "heapq", "itertools", "math",
+    "operator", "random", "re", "string", "typing",
 )  # fmt: skip
 # Read-only for children besides the interpreter's own standard library.
 SYSTEM_READABLE = (
     "/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache", "/etc/localtime",
     "/dev/zero", "/dev/urandom", "/dev/random",
 )  # fmt: skip
+PR_SET_NO_NEW_PRIVS = 38
 DISK_CHECK_S = 0.05
 MAX_SCRATCH_ENTRIES = 10_000
 MAX_MESSAGE = 65_536
@@ -52,7 +52,8 @@ def _stdlib_paths() -> list[str]:
 
 
 def _scratch_usage(path: str) -> tuple[int, int]:
-    """(bytes allocated, entries) under `path`, stopping early past MAX_SCRATCH_ENTRIES."""
+    """(bytes allocated, entries) under `path`; past MAX_SCRATCH_ENTRIES, or with a dir made
+    unreadable (files hidden from this count), the entries say over the cap."""
     total, entries, pending = 0, 0, [path]
     while pending and entries <= MAX_SCRATCH_ENTRIES:
         try:
@@ -63,16 +64,36 @@ def _scratch_usage(path: str) -> tuple[int, int]:
                     total += st.st_blocks * 512
                     if entry.is_dir(follow_symlinks=False):
                         pending.append(entry.path)
+        except PermissionError:
+            return total, MAX_SCRATCH_ENTRIES + 1
         except OSError:
-            continue
+            continue  # removed while we looked
     return total, entries
 
 
 def _remove_scratch(path: str) -> None:
+    """Remove a finished run's scratch dir; its processes are dead, so nothing races this."""
     try:
         os.rmdir(path)  # the common case: the program left nothing behind
+        return
     except OSError:
-        shutil.rmtree(path, ignore_errors=True)
+        pass
+    for root, dirs, _ in os.walk(path):
+        for name in dirs:  # a dir the run made unreadable or unwritable: the owner may fix it
+            sub = os.path.join(root, name)
+            if not os.path.islink(sub):
+                with contextlib.suppress(OSError):
+                    os.chmod(sub, 0o700)
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(root, name))
+        for name in dirs:  # symlinks to dirs are listed here too: unlink, never follow
+            sub = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                (os.unlink if os.path.islink(sub) else os.rmdir)(sub)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _kill_group(pid: int) -> None:
@@ -107,11 +128,18 @@ class Server:
             self.sock.send(json.dumps(reply).encode())
 
     def run(self, request: dict[str, Any], fds: list[int]) -> dict[str, Any]:
-        """Fork one child for `request`, supervise it, clean up after it."""
+        """Fork one child for `request`, set its limits, supervise it, clean up after it."""
         run_id, limits = request["id"], request["limits"]
+        child_limits = ChildLimits(
+            cpu_s=limits["cpu_s"],
+            memory_mb=limits["memory_mb"],
+            file_size_mb=limits["file_size_mb"],
+            open_files=limits["open_files"],
+        )
         scratch = ruleset_fd = None
+        go_read, go_write = os.pipe()
         try:
-            scratch = os.path.join(self.base, f"run-{secrets.token_hex(8)}")  # unguessable
+            scratch = os.path.join(self.base, f"run-{os.urandom(8).hex()}")  # unguessable
             os.mkdir(scratch, 0o700)
             # Set here, not in the child, where touching os.environ costs ~0.1 ms of copied pages.
             os.environ["HOME"] = os.environ["TMPDIR"] = scratch
@@ -119,14 +147,9 @@ class Server:
                 ruleset_fd = self.layers.ruleset.for_run(scratch, [os.devnull])
             spec = child.RunSpec(
                 scratch=scratch,
-                fds=fds,
+                fds=[*fds, go_read],
                 ruleset_fd=ruleset_fd,
-                limits=child.ChildLimits(
-                    cpu_s=limits["cpu_s"],
-                    memory_mb=limits["memory_mb"],
-                    file_size_mb=limits["file_size_mb"],
-                    open_files=limits["open_files"],
-                ),
+                limits=child_limits,
                 nonce=str(request.get("nonce", "")),
                 server_pid=os.getpid(),
                 probe=bool(request.get("probe", False)),
@@ -137,9 +160,14 @@ class Server:
                     child.enter(spec, self.layers)
                 finally:
                     os._exit(child.EXIT_SETUP_FAILED)
+            try:
+                rlimits.apply(pid, child_limits.plan())
+                os.write(go_write, child.GO)
+            except OSError:
+                _kill_group(pid)  # it never runs the program without its limits
             return self._supervise(pid, run_id, scratch, limits)
         finally:
-            for fd in [*fds, *([ruleset_fd] if ruleset_fd is not None else [])]:
+            for fd in [*fds, go_read, go_write, *([ruleset_fd] if ruleset_fd is not None else [])]:
                 os.close(fd)
             if scratch is not None:
                 _remove_scratch(scratch)
@@ -210,29 +238,33 @@ def _probe(server: Server) -> dict[str, bool]:
     return report["layers"]
 
 
+def _arguments(argv: list[str]) -> tuple[str, bool]:
+    """`--base DIR [--no-landlock]` (the engine's own command line; no argparse to carry)."""
+    if len(argv) < 2 or argv[0] != "--base" or argv[2:] not in ([], ["--no-landlock"]):
+        raise SystemExit(f"usage: start.py --base DIR [--no-landlock], not {argv}")
+    return argv[1], argv[2:] == ["--no-landlock"]
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="aimesh-fork-server")
-    parser.add_argument("--base", required=True, help="directory for the runs' scratch dirs")
-    parser.add_argument("--no-landlock", action="store_true", help="isolation is outside (bwrap)")
-    args = parser.parse_args(argv)
+    base, no_landlock = _arguments(argv)
+    child.reserve_low_fds()
     readable = [*_stdlib_paths(), *SYSTEM_READABLE]
     for name in PRELOADED:
         importlib.import_module(name)
     os.environ.clear()  # drop what locale coercion (PEP 538) added to the empty environment
     sock = socket.socket(fileno=0)
-    abi = 0 if args.no_landlock else landlock.abi_version()
+    abi = 0 if no_landlock else landlock.abi_version()
     ruleset = landlock.Ruleset(readable, abi) if abi else None
-    drop_capabilities = capabilities.held()
-    if drop_capabilities:
+    if capabilities.held():  # root: the server itself gives them all up, for every child
         capabilities.drop_bounding_set()
+        capabilities.drop_held()
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1)  # Landlock and seccomp need it; children inherit it
     child_filter = None
     if seccomp.supported():
         seccomp.Filter(seccomp.server_blocks).install(os.getpid())
         child_filter = seccomp.Filter(seccomp.child_blocks)
-    layers = child.Layers(
-        ruleset=ruleset, seccomp=child_filter, drop_capabilities=drop_capabilities
-    )
-    server = Server(sock, os.path.realpath(args.base), layers)
+    layers = child.Layers(ruleset=ruleset, seccomp=child_filter)
+    server = Server(sock, os.path.realpath(base), layers)
     gc.freeze()  # children then never touch (and copy) the server's objects to collect them
     held = _probe(server)
     active = [name for name, ok in held.items() if ok]
