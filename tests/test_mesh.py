@@ -62,7 +62,7 @@ def test_a_passing_cycle_is_archived_with_code_verdict_and_review(worker, broker
     assert attempt["model"] == "scripted-coder"
     verified = [v for k, v in read_topic(broker_url, "ai_verified_solutions") if k == cycle_id]
     assert [v["outcome"] for v in verified] == ["passed"]
-    assert {"rlimits", "seccomp", "capabilities"} <= set(verified[0]["layers"])
+    assert {"rlimits", "seccomp", "no-capabilities"} <= set(verified[0]["layers"])
 
 
 def test_a_failure_comes_back_as_fix_this_code_then_passes(worker, broker_url):

@@ -76,13 +76,17 @@ def _file_state(path: Path) -> tuple[Any, ...]:
 class Host:
     """What an attack aims at outside the sandbox: sockets, a process, files; and its checks."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, uid: int | None = None) -> None:
+        """`uid`: the user the sandbox runs as, when not this process's own; the targets are
+        then made reachable for that user, so only the sandbox stands in the way."""
         self.tmp_path = tmp_path
         self.token = secrets.token_hex(8)  # names this case's sockets and markers
         self.secret_text = f"host secret {secrets.token_hex(8)}"  # in no program text
         self.secret = tmp_path / SECRET_FILE
         self.secret.write_text(self.secret_text + "\n")
         self.secret.chmod(0o600)
+        if uid is not None:
+            os.chown(self.secret, uid, -1)
         self.stdlib = Path(os.__file__)
         self.tmp_marker = Path(tempfile.gettempdir()) / f"aimesh-attack-{self.token}"
         self.tcp = self._listen(socket.AF_INET, ("127.0.0.1", 0))
@@ -92,7 +96,9 @@ class Host:
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind(("127.0.0.1", 0))
         self.udp.setblocking(False)
-        self.sleeper = subprocess.Popen(["sleep", "60"])
+        if uid is not None:
+            (tmp_path / UNIX_SOCKET).chmod(0o777)
+        self.sleeper = subprocess.Popen(["sleep", "60"], user=uid)
         self.before = self._files()
 
     @staticmethod
@@ -614,12 +620,8 @@ ATTACKS = [
 ]
 
 
-async def _pool_still_serves() -> list[str]:
-    """A normal program passes afterwards, and its server's scratch base holds nothing else."""
-    try:
-        result = await run_program(HEALTH_PROGRAM, LIMITS)
-    except Exception as exc:  # a fork server that died under the attack surfaces here
-        return [f"the pool then failed to run a normal program: {exc!r}"]
+def health_problems(result: RunResult) -> list[str]:
+    """A normal program passed after the attack, and its server's scratch base holds nothing."""
     lines = result.stdout.splitlines()
     if result.status != "passed" or len(lines) != 2 or lines[0] != "ok":
         return [f"a normal program then ended {result.status}: {result.error} {result.stdout!r}"]
@@ -632,7 +634,21 @@ async def _pool_still_serves() -> list[str]:
     return []
 
 
-def _describe(result: RunResult) -> str:
+def attack_problems(attack: Attack, host: Host, result: RunResult) -> list[str]:
+    """Everything wrong with how an attack ended: its effects, its status, its error."""
+    problems = host.effects(result)
+    if attack.check is not None:
+        problems += attack.check(host, result)
+    if result.status != attack.status:
+        problems.insert(0, f"status {result.status}, expected {attack.status}")
+    if attack.mentions and host.render(attack.mentions) not in result.error:
+        problems.append(f"the error does not name {host.render(attack.mentions)!r}")
+    if attack.error_type and result.error_type != attack.error_type:
+        problems.append(f"error_type {result.error_type}, expected {attack.error_type}")
+    return problems
+
+
+def describe(result: RunResult) -> str:
     return (
         f"status={result.status} error_type={result.error_type} error={result.error!r}\n"
         f"stdout={result.stdout[-500:]!r}\nstderr={result.stderr[-500:]!r}"
@@ -643,14 +659,9 @@ def _describe(result: RunResult) -> str:
 @pytest.mark.parametrize("attack", ATTACKS, ids=[attack.name for attack in ATTACKS])
 async def test_attack_is_contained(attack: Attack, host: Host) -> None:
     result = await run_program(host.render(attack.program), attack.limits)
-    problems = host.effects(result)
-    if attack.check is not None:
-        problems += attack.check(host, result)
-    problems += await _pool_still_serves()
-    if result.status != attack.status:
-        problems.insert(0, f"status {result.status}, expected {attack.status}")
-    if attack.mentions and host.render(attack.mentions) not in result.error:
-        problems.append(f"the error does not name {host.render(attack.mentions)!r}")
-    if attack.error_type and result.error_type != attack.error_type:
-        problems.append(f"error_type {result.error_type}, expected {attack.error_type}")
-    assert not problems, "\n".join(problems) + "\n" + _describe(result)
+    problems = attack_problems(attack, host, result)
+    try:
+        problems += health_problems(await run_program(HEALTH_PROGRAM, LIMITS))
+    except Exception as exc:  # a fork server that died under the attack surfaces here
+        problems.append(f"the pool then failed to run a normal program: {exc!r}")
+    assert not problems, "\n".join(problems) + "\n" + describe(result)

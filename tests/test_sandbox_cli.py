@@ -35,3 +35,10 @@ def test_a_failing_test_and_a_timeout_exit_1(tmp_path):
     assert "assert add(1, 2) == 3" in verdict["error"]
     code, verdict = sandbox(tmp_path, "while True:\n    pass\n", None, "--timeout", "0.5")
     assert (code, verdict["status"]) == (1, "timeout")
+
+
+def test_a_refused_call_is_forbidden_and_named(tmp_path):
+    code, verdict = sandbox(tmp_path, "import socket\nsocket.create_connection(('1.1.1.1', 53))")
+    assert (code, verdict["status"]) == (1, "forbidden")
+    assert "socket(AF_INET, SOCK_STREAM)" in verdict["error"]
+    assert {"landlock-fs", "seccomp", "no-capabilities"} <= set(verdict["layers"])

@@ -27,7 +27,7 @@ async def test_the_default_is_landlock_seccomp_and_no_capabilities() -> None:
     finally:
         pool.close()
     assert result.passed
-    for layer in ("landlock-fs", "landlock-net", "landlock-scope", "seccomp", "capabilities"):
+    for layer in ("landlock-fs", "landlock-net", "landlock-scope", "seccomp", "no-capabilities"):
         assert layer in result.layers
     assert not any(layer.startswith("UNSAFE") for layer in result.layers)
 

@@ -22,11 +22,11 @@ from aimesh.sandbox.forkserver import ForkServer, SandboxUnavailable
 
 DEPTH = 2
 # Layers the engine itself applies around every run, whatever the kernel offers.
-ENGINE_LAYERS = ("empty-env", "scratch-dir", "rlimits", "wall-timeout", "disk-cap", "output-cap",
+ENGINE_LAYERS = ("empty-env", "scratch-dir", "wall-timeout", "disk-cap", "output-cap",
                  "group-kill")  # fmt: skip
 # Without these a run is refused: files (Landlock, or bubblewrap standing in), system calls,
-# and no capabilities.
-REQUIRED = ("capabilities", "seccomp", "landlock-fs")
+# rlimits and no capabilities (each checked from inside a child by the server's self-test).
+REQUIRED = ("no-capabilities", "rlimits", "seccomp", "landlock-fs")
 
 
 @dataclass(frozen=True)

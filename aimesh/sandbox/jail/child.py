@@ -104,7 +104,7 @@ def _probe(layers: Layers) -> NoReturn:
     """Check from inside that the layers hold, and report which do."""
     limited = resource.getrlimit(resource.RLIMIT_AS)[1] != resource.RLIM_INFINITY
     limited = limited and resource.getrlimit(resource.RLIMIT_CORE) == (0, 0)
-    found: dict[str, bool] = {"capabilities": not capabilities.held(), "rlimits": limited}
+    found: dict[str, bool] = {"no-capabilities": not capabilities.held(), "rlimits": limited}
     if layers.ruleset is not None:
         found["landlock-fs"] = _refused(lambda: open("/proc/self/status", "rb").close())
     if layers.seccomp is not None:
