@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from aimesh.sandbox.pool import PoolConfig
 from aimesh.settings import EMBEDDED_EMBED_MODEL, ConfigError, Settings, first_host_port
 
 if TYPE_CHECKING:
@@ -82,6 +83,23 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def sandbox_refusal(config: PoolConfig) -> str:
+    """Why this machine cannot run the sandbox with `config`, or "" when it can: checked before
+    a worker starts, so a missing isolation layer stops start-up instead of every run."""
+    import asyncio
+
+    from aimesh.sandbox import SandboxUnavailable, ServerPool, active_layers
+
+    servers = ServerPool(config)
+    try:
+        asyncio.run(active_layers(servers))
+    except SandboxUnavailable as exc:
+        return str(exc)
+    finally:
+        servers.close()
+    return ""
+
+
 def up(args: argparse.Namespace) -> int:
     """Start what is missing, run the worker, report progress; 0 once --max-cycles finished."""
     from aimesh.archive import CycleArchive
@@ -97,6 +115,9 @@ def up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if refusal := sandbox_refusal(settings.sandbox_pool_config()):
+        print(f"aimesh: {refusal}", file=sys.stderr)
+        return 2
     _stop_on_signals()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -198,7 +219,11 @@ def worker(args: argparse.Namespace) -> int:
     from aimesh.app import DEFAULT_BROKER
     from aimesh.embedded.broker import wait_for_port
 
-    url = Settings.from_env().broker_url or DEFAULT_BROKER
+    settings = Settings.from_env()
+    if refusal := sandbox_refusal(settings.sandbox_pool_config()):
+        print(f"aimesh: {refusal}", file=sys.stderr)
+        return 2
+    url = settings.broker_url or DEFAULT_BROKER
     host, port = first_host_port(url)
     if not wait_for_port(host, port, timeout=args.wait):
         print(f"aimesh: no broker listens at {url} (AIMESH_BROKER_URL)", file=sys.stderr)

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from aimesh.cli import sandbox_refusal
 from aimesh.sandbox import Limits, PoolConfig, SandboxUnavailable, ServerPool, run_program
 
 FAST = Limits(timeout_s=3, cpu_s=2)
@@ -71,3 +72,8 @@ async def test_bubblewrap_stands_in_for_landlock() -> None:
         pool.close()
     assert "bubblewrap" in first.layers and "landlock-fs" not in first.layers
     assert statuses == ["error", "forbidden", "error", "forbidden", "passed"]  # files not there
+
+
+def test_a_worker_will_not_start_where_the_sandbox_would_refuse() -> None:
+    assert "AIMESH_SANDBOX_UNSAFE=1" in sandbox_refusal(PoolConfig(landlock=False, bwrap=False))
+    assert sandbox_refusal(PoolConfig(servers=1)) == ""
