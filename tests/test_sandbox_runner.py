@@ -24,15 +24,6 @@ HUMANEVAL_TESTS = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    """True if pid runs and is not a zombie (a container's PID 1 may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @pytest.mark.asyncio
 async def test_passing_program() -> None:
     result = await run_program(build_program(ADD + "print('hi')", "assert add(1, 2) == 3"))
