@@ -46,6 +46,17 @@ def checked(result):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 """
+# Creates a SysV IPC object through libc; prints its id (and removes it) if that went through.
+SYSV = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+ipc = libc.{call}
+if ipc >= 0:
+    print(f'ipc-id={{ipc}}')
+    libc.{remove}(ipc, 0, None)  # IPC_RMID
+    assert False, 'the IPC object was created'
+raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+"""
 HEALTH_PROGRAM = """
 import os
 print('ok')
@@ -227,6 +238,26 @@ def _output_capped(host: Host, result: RunResult) -> list[str]:
 def _ended_at_the_timeout(host: Host, result: RunResult) -> list[str]:
     limit_ms = (LIMITS.timeout_s + 1.5) * 1000
     return [f"took {result.duration_ms} ms"] if result.duration_ms > limit_ms else []
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _host_process_untouched(host: Host, result: RunResult) -> list[str]:
+    """Its scheduling, too: nice value and CPUs are the host's to set."""
+    found = []
+    if _nice(host.sleeper.pid) != 0:
+        found.append(f"the host process {host.sleeper.pid} was reniced")
+    if os.sched_getaffinity(host.sleeper.pid) != os.sched_getaffinity(0):
+        found.append(f"the host process {host.sleeper.pid} was pinned")
+    return found
+
+
+def _no_sysv_ipc_left(host: Host, result: RunResult) -> list[str]:
+    """SysV IPC objects outlive processes: a run must not be able to make any."""
+    made = [word for word in result.stdout.split() if word.startswith("ipc-id=")]
+    return [f"the run created SysV IPC objects: {made}"] if made else []
 
 
 def _program(text: str) -> str:
@@ -595,6 +626,95 @@ ATTACKS = [
         "error",
         "maximum recursion depth",
         "RecursionError",
+    ),
+    # Found by review: signals, IPC and scheduling around the filter, hiding from the disk cap
+    Attack(
+        "sigio_kill_host_process",
+        _program(
+            """
+            import fcntl, os, signal
+            read_end, write_end = os.pipe()
+            fcntl.fcntl(read_end, fcntl.F_SETOWN, $sleeper_pid)
+            fcntl.fcntl(read_end, 10, signal.SIGKILL)  # F_SETSIG
+            fcntl.fcntl(read_end, fcntl.F_SETFL, os.O_ASYNC)
+            os.write(write_end, b'x')
+            """
+        ),
+        "forbidden",
+        "fcntl.fcntl(",
+    ),
+    Attack(
+        "sysv_shared_memory",
+        SYSV.format(call="shmget(0, 1 << 20, 0o1600)", remove="shmctl"),
+        "forbidden",
+        check=_no_sysv_ipc_left,
+    ),
+    Attack(
+        "sysv_message_queue",
+        SYSV.format(call="msgget(0, 0o1600)", remove="msgctl"),
+        "forbidden",
+        check=_no_sysv_ipc_left,
+    ),
+    Attack(
+        "renice_host_process",
+        "import os\nos.setpriority(os.PRIO_PROCESS, $sleeper_pid, 19)",
+        "forbidden",
+        check=_host_process_untouched,
+    ),
+    Attack(
+        "pin_host_process",
+        "import os\nos.sched_setaffinity($sleeper_pid, {0})",
+        "forbidden",
+        check=_host_process_untouched,
+    ),
+    Attack("memfd_past_memory_limit", "import os\nos.memfd_create('big')", "forbidden"),
+    Attack(
+        "disk_fill_past_path_max",
+        _program(
+            """
+            import os, time
+            for _ in range(18):  # deeper than PATH_MAX, by name length
+                os.mkdir('d' * 250)
+                os.chdir('d' * 250)
+            for n in range(5):
+                with open(f'f{n}', 'wb') as fh:
+                    fh.write(b'x' * (15 << 20))
+            time.sleep(2)
+            """
+        ),
+        "output_limit",
+        "disk limit",
+        "DiskLimit",
+        limits=Limits(timeout_s=3, cpu_s=2, disk_mb=8),
+    ),
+    Attack(
+        "deep_nesting",
+        _program(
+            """
+            import os, time
+            for _ in range(1200):
+                os.mkdir('d')
+                os.chdir('d')
+            time.sleep(2)
+            """
+        ),
+        "output_limit",
+        "nested",
+        "DiskLimit",
+    ),
+    Attack(
+        "unreadable_dir",
+        _program(
+            """
+            import os, time
+            os.mkdir('hidden', 0o300)  # writable, not listable: files the disk check cannot see
+            open('hidden/f', 'w').write('x')
+            time.sleep(2)
+            """
+        ),
+        "output_limit",
+        "unreadable",
+        "DiskLimit",
     ),
     # The verdict itself
     Attack(

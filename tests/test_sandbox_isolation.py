@@ -7,6 +7,7 @@ the fallback, and with neither the engine refuses unless the user opts into an u
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import pytest
 
@@ -47,14 +48,22 @@ async def test_without_landlock_or_bwrap_it_refuses_and_says_how_to_proceed() ->
 @pytest.mark.asyncio
 async def test_the_unsafe_opt_in_runs_and_names_what_is_missing() -> None:
     pool = ServerPool(PoolConfig(servers=1, landlock=False, bwrap=False, unsafe=True))
+    host = subprocess.Popen(["sleep", "30"])
+    signals = [  # without Landlock's scoping, only seccomp stands between a run and the host
+        f"import os\nos.kill({host.pid}, 9)",
+        f"import fcntl, os\nr, w = os.pipe()\nfcntl.fcntl(r, fcntl.F_SETOWN, {host.pid})",
+    ]
     try:
         result = await run_program("x = 1", FAST, pool)
-        denied = await run_program("import socket\nsocket.socket()", FAST, pool)
+        statuses = await _statuses(pool, ["import socket\nsocket.socket()", *signals])
     finally:
         pool.close()
+        alive = host.poll() is None
+        host.kill()
+        host.wait()
     assert result.passed
     assert "UNSAFE-missing-landlock-fs" in result.layers and "landlock-fs" not in result.layers
-    assert denied.status == "forbidden"  # seccomp still holds
+    assert statuses == ["forbidden"] * 3 and alive
 
 
 @pytest.mark.asyncio
@@ -65,13 +74,17 @@ async def test_bubblewrap_stands_in_for_landlock() -> None:
     outside = "open('/usr/aimesh-escaped', 'w').write('x')"
     project = f"print(open({__file__!r}).read())"
     network = "import socket\nsocket.create_connection(('127.0.0.1', 9))"
+    server_memory = "import os\nopen(f'/proc/{os.getppid()}/mem', 'rb').read(1)"
+    base = "import os\nopen(os.path.join(os.path.dirname(os.getcwd()), 'left'), 'w')"
+    programs = [secret, outside, project, network, server_memory, base, "assert 1 + 1 == 2"]
     try:
         first = await run_program("x = 1", FAST, pool)
-        statuses = await _statuses(pool, [secret, outside, project, network, "assert 1 + 1 == 2"])
+        statuses = await _statuses(pool, programs)
     finally:
         pool.close()
     assert "bubblewrap" in first.layers and "landlock-fs" not in first.layers
-    assert statuses == ["error", "forbidden", "error", "forbidden", "passed"]  # files not there
+    # Files outside what bubblewrap shows are simply not there: error (FileNotFoundError).
+    assert statuses == ["error", "forbidden", "error", "forbidden", "error", "forbidden", "passed"]
 
 
 def test_a_worker_will_not_start_where_the_sandbox_would_refuse() -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from aimesh.sandbox import STATUSES, Limits, RunResult, build_program, run_program
+from aimesh.sandbox import (
+    STATUSES,
+    Limits,
+    PoolConfig,
+    RunResult,
+    ServerPool,
+    build_program,
+    run_program,
+)
 
 ADD = "def add(a, b):\n    return a + b\n"
 WRONG_ADD = "def add(a, b):\n    return a - b\n"
@@ -138,6 +147,32 @@ async def test_a_thread_left_running_does_not_hold_the_run() -> None:
     result = await run_program(program, Limits(timeout_s=5))
     assert result.passed, result.error
     assert time.perf_counter() - started < 3
+
+
+@pytest.mark.asyncio
+async def test_a_main_block_is_not_part_of_the_test() -> None:
+    code = ADD + "\nif __name__ == '__main__':\n    print(add(int(input()), 1))\n"
+    result = await run_program(build_program(code, "assert add(1, 2) == 3"))
+    assert result.passed, result.error
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_run_leaves_the_server_serving_the_others() -> None:
+    servers = ServerPool(PoolConfig(servers=1))
+    try:
+        await run_program("x = 1", Limits(), servers)  # started, so both runs share it
+        slow = asyncio.create_task(run_program("import time\ntime.sleep(5)", Limits(), servers))
+        quick = asyncio.create_task(run_program("print('next')", Limits(), servers))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        result = await asyncio.wait_for(quick, 3)
+        after = await asyncio.wait_for(run_program("print('after')", Limits(), servers), 3)
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert result.stdout == "next\n" and after.stdout == "after\n"
+        assert len(servers._servers) == 1 and not servers._servers[0].closed
+    finally:
+        servers.close()
 
 
 @pytest.mark.asyncio

@@ -57,6 +57,10 @@ def _line(report: dict[str, Any]) -> int | None:
 
 def _from_report(report: dict[str, Any], exit_code: int, limits: Limits) -> Outcome:
     kind = str(report.get("type") or "")
+    if report.get("phase") == "setup":  # the program never ran (the server's self-test and
+        # the attack suite make this rare; it is not the program's fault, and says so)
+        text = f"the sandbox could not isolate the run: {kind}: {report.get('message')}"
+        return Outcome("error", "SandboxSetupError", text)
     message = str(report.get("message") or "")
     line = _line(report)
     if not kind:
@@ -107,8 +111,8 @@ def classify(
         msg = f"{overflow} exceeded the {limits.output_bytes}-byte output limit"
         return Outcome("output_limit", "OutputLimit", msg)
     if killed == "disk":
-        msg = f"files in the scratch dir exceeded the {limits.disk_mb} MB disk limit"
-        return Outcome("output_limit", "DiskLimit", msg)
+        why = reply.get("why") or f"files in the scratch dir exceeded the {limits.disk_mb} MB limit"
+        return Outcome("output_limit", "DiskLimit", f"{why} (disk limit)")
     if killed == "timeout":
         return Outcome("timeout", "Timeout", f"wall-clock timeout after {limits.timeout_s:g}s")
     exit_code = int(reply["exit_code"])

@@ -31,7 +31,7 @@ def bwrap_command(command: list[str], *, python: str, base: str, code_dir: str) 
     visible = [*SYSTEM_DIRS, prefix, sys.base_prefix, code_dir]
     args = [
         bwrap, "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent",
-        "--new-session", "--proc", "/proc",
+        "--new-session",
     ]  # fmt: skip
     for device in DEVICES:
         args += ["--dev-bind", device, device]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aimesh.sandbox.fallback import bwrap_command
+from aimesh.sandbox.jail.scratch import remove
 
 START_SCRIPT = Path(__file__).with_name("jail") / "start.py"
 MAX_MESSAGE = 65_536
@@ -60,6 +61,9 @@ class ForkServer:
         self._ahead: dict[int, float] = {}  # run id -> timeout, for runs sent and not answered
         self._replies: dict[int, dict[str, Any]] = {}
         self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._abandoned: set[int] = set()  # runs whose caller gave up: their replies are dropped
+        self._recv: asyncio.Future[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._reading = False
 
     @classmethod
@@ -98,6 +102,9 @@ class ForkServer:
         except (TimeoutError, OSError) as exc:
             server.close()
             raise SandboxUnavailable(f"the sandbox server did not start: {exc!r}") from exc
+        except BaseException:  # cancelled while it started: leave nothing behind
+            server.close()
+            raise
         if not hello:
             server.close()
             raise SandboxUnavailable(
@@ -142,17 +149,38 @@ class ForkServer:
     async def _read_one(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.closed:
             raise ForkServerError("the sandbox server was closed during the run")
-        self._reading = True
+        self._reading, self._loop = True, loop
+        self._recv = asyncio.ensure_future(loop.sock_recv(self.sock, MAX_MESSAGE))
         try:
-            data = await loop.sock_recv(self.sock, MAX_MESSAGE)
+            data = await self._recv
+        except asyncio.CancelledError:
+            if self.closed:  # close() stopped the read, not our caller's cancellation
+                raise ForkServerError("the sandbox server was closed during the run") from None
+            raise
         finally:
-            self._reading = False
+            self._reading, self._recv = False, None
             self._wake(None)  # whoever still waits takes over the reading
         if not data:
             raise ForkServerError(f"the sandbox server exited (status {self.proc.poll()})")
         message = json.loads(data)
-        self._replies[message.get("id")] = message
-        self._wake(message.get("id"))
+        run_id = message.get("id")
+        if run_id in self._abandoned:
+            self._abandoned.discard(run_id)
+            return
+        self._replies[run_id] = message
+        self._wake(run_id)
+
+    def abandon(self, run_id: int) -> None:
+        """The caller of `run_id` gave up (cancelled): kill the run, drop its reply when it comes.
+
+        The server stays usable for the other runs sent to it.
+        """
+        self._ahead.pop(run_id, None)
+        if run_id in self._replies:
+            del self._replies[run_id]
+            return
+        self._abandoned.add(run_id)
+        self.kill_run(run_id)
 
     def _wake(self, run_id: int | None) -> None:
         for key, woken in self._waiting.items():
@@ -170,12 +198,18 @@ class ForkServer:
         if self.closed:
             return
         self.closed = True
+        if self._recv is not None and not self._recv.done():
+            # Unregister the read now: a later socket reusing this fd number must be polled.
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self.sock.fileno())
+            self._recv.cancel()
         self.sock.close()
         if self.proc.poll() is None:
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        shutil.rmtree(self.base, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            remove(self.base)  # no recursion: a run may have nested dirs thousands deep
         for woken in self._waiting.values():
             if not woken.done():
                 woken.set_result(None)  # they find the socket closed and raise

@@ -60,12 +60,16 @@ class ServerPool:
 
     @contextlib.asynccontextmanager
     async def server(self) -> AsyncIterator[ForkServer]:
-        """Borrow a server for one run; one that raised is closed rather than reused."""
+        """Borrow a server for one run; one that raised is closed rather than reused (a
+        cancelled run is not the server's fault: the runner abandons it, the server stays)."""
         server = await self._acquire()
         healthy = False
         try:
             yield server
             healthy = True
+        except asyncio.CancelledError:
+            healthy = True
+            raise
         finally:
             self._release(server, healthy)
 
@@ -80,7 +84,12 @@ class ServerPool:
                 return server
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
-            await waiter
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # we were woken, then cancelled: pass the wake-up on
+                raise
 
     async def _start(self) -> ForkServer:
         self._starting += 1
@@ -129,11 +138,13 @@ class ServerPool:
 
     def _release(self, server: ForkServer, healthy: bool) -> None:
         server.in_flight -= 1
-        if not healthy or server.closed:
-            server.close()
-            if server in self._servers:
-                self._servers.remove(server)
-        self._wake()
+        try:
+            if not healthy or server.closed:
+                if server in self._servers:
+                    self._servers.remove(server)
+                server.close()
+        finally:
+            self._wake()
 
     def _wake(self) -> None:
         """Let the first live waiter look again."""

@@ -141,6 +141,9 @@ async def _exchange(
             reply = await server.reply(run_id)
     except TimeoutError:
         raise ForkServerError(f"the sandbox server did not answer run {run_id}") from None
+    except asyncio.CancelledError:
+        server.abandon(run_id)  # kill it; the server goes on with the others sent to it
+        raise
     if "server_error" in reply:
         raise ForkServerError(
             f"the sandbox server could not start run {run_id}: {reply['server_error']}"
@@ -200,11 +203,6 @@ async def run_program(
             reply = await _exchange(server, _request(run_id, limits, nonce), sent, drains)
             data = _read_report(readers[0])
             report = _parse_report(data, nonce) if data else None
-            if report is not None and report.get("phase") == "setup":
-                raise ForkServerError(
-                    f"the sandbox could not isolate the run: {report.get('type')}: "
-                    f"{report.get('message')}"
-                )
     finally:
         for fd in [*fds, *readers]:
             os.close(fd)

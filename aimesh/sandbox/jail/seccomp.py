@@ -4,7 +4,8 @@ Refused with EPERM (so Python raises PermissionError and the verdict can name th
 exec, process creation (threads are allowed), namespaces, mounts, ptrace and reading other
 processes' memory, raising or setting rlimits, setting clocks, kernel-level facilities (bpf,
 io_uring, modules, keys...), changing file metadata (mode, owner, times, xattrs, chattr flags),
-and signals to any process but the caller's own. clone3 answers
+SysV IPC, other processes' scheduling, memfds, and signals to any process but the caller's own
+(kill and friends, and fcntl's F_SETOWN/F_SETSIG, which have the kernel send them). clone3 answers
 ENOSYS so that glibc falls back to clone, whose flags a filter can inspect.
 """
 
@@ -61,7 +62,14 @@ DENIED = (
     "chown", "fchown", "lchown", "fchownat",
     "utime", "utimes", "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr",
     "removexattr", "lremovexattr", "fremovexattr", "setxattrat", "removexattrat",
+    # SysV IPC is shared with the host (Landlock does not cover it); so is other processes'
+    # scheduling; memfd memory escapes the address-space limit.
+    "shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl", "semget",
+    "semop", "semctl", "semtimedop", "setpriority", "sched_setparam", "sched_setscheduler",
+    "sched_setaffinity", "sched_setattr", "ioprio_set", "memfd_create",
 )  # fmt: skip
+# fcntl commands that make the kernel signal a chosen process (SIGIO to any pid, as SIGKILL).
+F_SETOWN, F_SETSIG, F_SETOWN_EX = 8, 10, 15
 # ioctl commands that change a file's attributes (chattr), refused on any fd.
 FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR = 0x40086602, 0x40046602, 0x401C5820
 # Refused to each child only: the server forks, signals its children and sets their limits.
@@ -100,6 +108,14 @@ def server_blocks(numbers: dict[str, int]) -> dict[int, list[_Ins]]:
     """What to do for each call the server's filter names: a block that ends in a return."""
     blocks = {numbers[name]: [_deny()] for name in DENIED if name in numbers}
     blocks[numbers["clone3"]] = [_deny(errno.ENOSYS)]
+    blocks[numbers["fcntl"]] = [
+        _ins(_LD_ABS, _arg_low(1)),
+        _ins(_JEQ, F_SETOWN, jt=2),
+        _ins(_JEQ, F_SETSIG, jt=1),
+        _ins(_JEQ, F_SETOWN_EX, jf=1),
+        _deny(),
+        _ins(_RET, RET_ALLOW),
+    ]
     blocks[numbers["ioctl"]] = [
         _ins(_LD_ABS, _arg_low(1)),
         _ins(_JEQ, FS_IOC_SETFLAGS, jt=2),

@@ -23,10 +23,12 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from . import capabilities, child, landlock, libc, rlimits, seccomp
 from .rlimits import ChildLimits
+from .scratch import OverCap, remove, usage
 
 # Imported once here, so a child pays nothing for the usual suspects of generated code. Not
 # more: every module's memory (and each C extension's mappings) makes every fork dearer, which
@@ -40,9 +42,8 @@ SYSTEM_READABLE = (
     "/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache", "/etc/localtime",
     "/dev/zero", "/dev/urandom", "/dev/random",
 )  # fmt: skip
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 38, 4
 DISK_CHECK_S = 0.05
-MAX_SCRATCH_ENTRIES = 10_000
 MAX_MESSAGE = 65_536
 MIB = 1024 * 1024
 
@@ -51,49 +52,15 @@ def _stdlib_paths() -> list[str]:
     return [p for p in sys.path if p and os.path.exists(p)]
 
 
-def _scratch_usage(path: str) -> tuple[int, int]:
-    """(bytes allocated, entries) under `path`; past MAX_SCRATCH_ENTRIES, or with a dir made
-    unreadable (files hidden from this count), the entries say over the cap."""
-    total, entries, pending = 0, 0, [path]
-    while pending and entries <= MAX_SCRATCH_ENTRIES:
-        try:
-            with os.scandir(pending.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    st = entry.stat(follow_symlinks=False)
-                    total += st.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
-        except PermissionError:
-            return total, MAX_SCRATCH_ENTRIES + 1
-        except OSError:
-            continue  # removed while we looked
-    return total, entries
-
-
-def _remove_scratch(path: str) -> None:
-    """Remove a finished run's scratch dir; its processes are dead, so nothing races this."""
+def _check_disk(path: str, cap: int) -> tuple[str, str]:
+    """("disk", why) when the run's scratch dir is over its cap, else ("", "")."""
     try:
-        os.rmdir(path)  # the common case: the program left nothing behind
-        return
-    except OSError:
-        pass
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:  # a dir the run made unreadable or unwritable: the owner may fix it
-            sub = os.path.join(root, name)
-            if not os.path.islink(sub):
-                with contextlib.suppress(OSError):
-                    os.chmod(sub, 0o700)
-    for root, dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(root, name))
-        for name in dirs:  # symlinks to dirs are listed here too: unlink, never follow
-            sub = os.path.join(root, name)
-            with contextlib.suppress(OSError):
-                (os.unlink if os.path.islink(sub) else os.rmdir)(sub)
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
+        used = usage(path)
+    except OverCap as exc:
+        return "disk", str(exc)
+    if used > cap:
+        return "disk", f"files in the scratch dir exceeded the {cap // MIB} MB disk limit"
+    return "", ""
 
 
 def _kill_group(pid: int) -> None:
@@ -108,7 +75,23 @@ class Server:
 
     def __init__(self, sock: socket.socket, base: str, layers: child.Layers) -> None:
         self.sock, self.base, self.layers = sock, base, layers
+        os.chmod(base, 0o500)  # runs write in their own scratch dir only, even without Landlock
         self.queued: collections.deque[tuple[dict[str, Any], list[int]]] = collections.deque()
+
+    @contextlib.contextmanager
+    def _base_writable(self) -> Iterator[None]:
+        os.chmod(self.base, 0o700)
+        try:
+            yield
+        finally:
+            os.chmod(self.base, 0o500)
+
+    def close(self) -> None:
+        """Remove what runs left in the base dir (the engine removes the dir itself)."""
+        os.chmod(self.base, 0o700)
+        for name in os.listdir(self.base):
+            with contextlib.suppress(OSError):
+                remove(os.path.join(self.base, name))
 
     def serve_forever(self) -> None:
         while True:
@@ -117,6 +100,7 @@ class Server:
             else:
                 message, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 8)
                 if not message:
+                    self.close()
                     return  # the engine is gone
                 request = json.loads(message)
                 if "kill" in request:
@@ -140,7 +124,8 @@ class Server:
         go_read, go_write = os.pipe()
         try:
             scratch = os.path.join(self.base, f"run-{os.urandom(8).hex()}")  # unguessable
-            os.mkdir(scratch, 0o700)
+            with self._base_writable():
+                os.mkdir(scratch, 0o700)
             # Set here, not in the child, where touching os.environ costs ~0.1 ms of copied pages.
             os.environ["HOME"] = os.environ["TMPDIR"] = scratch
             if self.layers.ruleset is not None:
@@ -170,14 +155,15 @@ class Server:
             for fd in [*fds, go_read, go_write, *([ruleset_fd] if ruleset_fd is not None else [])]:
                 os.close(fd)
             if scratch is not None:
-                _remove_scratch(scratch)
+                with self._base_writable():
+                    remove(scratch)
 
     def _supervise(self, pid: int, run_id: int, scratch: str, limits: dict[str, Any]) -> dict:
         started = time.monotonic()
         deadline = started + float(limits["timeout_s"])
         disk_cap = int(limits["disk_mb"]) * MIB
         next_disk_check = started + DISK_CHECK_S
-        killed = ""
+        killed = why = ""
         pidfd = os.pidfd_open(pid)
         try:
             while True:
@@ -190,6 +176,8 @@ class Server:
                     if not message:  # the engine is gone: take the child with us
                         _kill_group(pid)
                         os.waitpid(pid, 0)
+                        remove(scratch)
+                        self.close()
                         raise SystemExit(0)
                     request = json.loads(message)
                     if "kill" not in request:
@@ -201,11 +189,10 @@ class Server:
                 if now >= deadline and not killed:
                     killed = "timeout"
                     _kill_group(pid)
-                if now >= next_disk_check:
+                if now >= next_disk_check and not killed:
                     next_disk_check = now + DISK_CHECK_S
-                    used, entries = _scratch_usage(scratch)
-                    if (used > disk_cap or entries > MAX_SCRATCH_ENTRIES) and not killed:
-                        killed = "disk"
+                    killed, why = _check_disk(scratch, disk_cap)
+                    if killed:
                         _kill_group(pid)
             _kill_group(pid)  # anything left in its group, while the zombie still holds the id
             _, status, usage = os.wait4(pid, 0)
@@ -215,6 +202,7 @@ class Server:
             "id": run_id,
             "exit_code": os.waitstatus_to_exitcode(status),
             "killed": killed,
+            "why": why,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
             "max_rss_kb": usage.ru_maxrss,
             "wall_s": round(time.monotonic() - started, 6),
@@ -223,7 +211,8 @@ class Server:
 
 def _probe(server: Server) -> dict[str, bool]:
     """Run one child through every layer and ask it which held."""
-    program = os.memfd_create("probe")
+    program, empty = os.pipe()
+    os.close(empty)  # the probe reads no program
     report_r, report_w = os.pipe()
     null_out = os.open(os.devnull, os.O_WRONLY)
     limits = {"cpu_s": 5, "memory_mb": 512, "file_size_mb": 1, "open_files": 64}
@@ -259,6 +248,7 @@ def main(argv: list[str]) -> None:
         capabilities.drop_bounding_set()
         capabilities.drop_held()
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1)  # Landlock and seccomp need it; children inherit it
+    libc.prctl(PR_SET_DUMPABLE, 0)  # no /proc/<server>/mem for anyone, where /proc is visible
     child_filter = None
     if seccomp.supported():
         seccomp.Filter(seccomp.server_blocks).install(os.getpid())
