@@ -6,8 +6,11 @@ the fallback, and with neither the engine refuses unless the user opts into an u
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -90,3 +93,21 @@ async def test_bubblewrap_stands_in_for_landlock() -> None:
 def test_a_worker_will_not_start_where_the_sandbox_would_refuse() -> None:
     assert "AIMESH_SANDBOX_UNSAFE=1" in sandbox_refusal(PoolConfig(landlock=False, bwrap=False))
     assert sandbox_refusal(PoolConfig(servers=1)) == ""
+
+
+def test_an_engine_killed_outright_leaves_no_scratch_behind() -> None:
+    script = (
+        "import asyncio, os, signal\n"
+        "from aimesh.sandbox import ServerPool, PoolConfig, run_program\n"
+        "pool = ServerPool(PoolConfig(servers=1))\n"
+        'asyncio.run(run_program(\'open("left.txt", "w").write("x")\', servers=pool))\n'
+        "print(pool._servers[0].base, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    base = killed.stdout.strip()
+    deadline = time.monotonic() + 5
+    while os.path.exists(base) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert base and not os.path.exists(base)

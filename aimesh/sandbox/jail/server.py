@@ -87,11 +87,10 @@ class Server:
             os.chmod(self.base, 0o500)
 
     def close(self) -> None:
-        """Remove what runs left in the base dir (the engine removes the dir itself)."""
-        os.chmod(self.base, 0o700)
-        for name in os.listdir(self.base):
-            with contextlib.suppress(OSError):
-                remove(os.path.join(self.base, name))
+        """The engine is gone: remove the base dir, which an engine killed outright leaves
+        behind (under bubblewrap it is a mount point, and only its contents go)."""
+        with contextlib.suppress(OSError):
+            remove(self.base)
 
     def serve_forever(self) -> None:
         while True:
