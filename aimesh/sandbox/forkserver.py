@@ -57,6 +57,7 @@ class ForkServer:
         self.proc, self.sock, self.base = proc, sock, base
         self.hello: dict[str, Any] = {}
         self.in_flight = 0  # runs lent out by the pool
+        self.cpu: int | None = None  # the core it is pinned to, if any
         self.closed = False
         self._ahead: dict[int, float] = {}  # run id -> timeout, for runs sent and not answered
         self._replies: dict[int, dict[str, Any]] = {}
@@ -67,11 +68,15 @@ class ForkServer:
         self._reading = False
 
     @classmethod
-    async def start(cls, python: str, use_bwrap: bool, landlock: bool) -> ForkServer:
+    async def start(
+        cls, python: str, use_bwrap: bool, landlock: bool, cpu: int | None = None
+    ) -> ForkServer:
         base = tempfile.mkdtemp(prefix="aimesh-sandbox-", dir=scratch_root())
         command = [python, "-I", "-S", str(START_SCRIPT), "--base", base]
         if use_bwrap or not landlock:
             command.append("--no-landlock")
+        if cpu is not None:
+            command += ["--cpu", str(cpu)]
         if use_bwrap:
             command = bwrap_command(
                 command, python=python, base=base, code_dir=str(START_SCRIPT.parent)
@@ -111,6 +116,7 @@ class ForkServer:
                 f"the sandbox server exited at start (status {proc.wait()}); its stderr says why"
             )
         server.hello = json.loads(hello)
+        server.cpu = cpu
         if use_bwrap:
             server.hello["layers"] = [*server.layers, "bubblewrap"]
         return server

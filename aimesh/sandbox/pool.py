@@ -56,6 +56,7 @@ class ServerPool:
         self._starting = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._use_bwrap: bool | None = None
+        self._reserved: set[int | None] = set()  # cores of servers being started
         self.layers: list[str] = []
 
     @contextlib.asynccontextmanager
@@ -96,9 +97,14 @@ class ServerPool:
         try:
             if self._use_bwrap is None:
                 self._use_bwrap = self._choose_bwrap()
-            server = await ForkServer.start(
-                self.config.python, self._use_bwrap, self.config.landlock
-            )
+            cpu = self._free_cpu()
+            self._reserved.add(cpu)  # another server may be starting at the same time
+            try:
+                server = await ForkServer.start(
+                    self.config.python, self._use_bwrap, self.config.landlock, cpu
+                )
+            finally:
+                self._reserved.discard(cpu)
             try:
                 self.layers = self._accept(server)
             except SandboxUnavailable:
@@ -109,6 +115,15 @@ class ServerPool:
             self._wake()
         self._servers.append(server)
         return server
+
+    def _free_cpu(self) -> int | None:
+        """A core no live server is pinned to, when there is one for every server; pinned,
+        a server and its runs stay on one core (on a 2-core VM, HumanEval ran ~10% faster)."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if self.config.servers > len(cpus):
+            return None
+        taken = {server.cpu for server in self._servers} | self._reserved
+        return next((cpu for cpu in cpus if cpu not in taken), None)
 
     def _choose_bwrap(self) -> bool:
         """Where Landlock cannot confine files, bubblewrap around the server does."""

@@ -226,15 +226,27 @@ def _probe(server: Server) -> dict[str, bool]:
     return report["layers"]
 
 
-def _arguments(argv: list[str]) -> tuple[str, bool]:
-    """`--base DIR [--no-landlock]` (the engine's own command line; no argparse to carry)."""
-    if len(argv) < 2 or argv[0] != "--base" or argv[2:] not in ([], ["--no-landlock"]):
-        raise SystemExit(f"usage: start.py --base DIR [--no-landlock], not {argv}")
-    return argv[1], argv[2:] == ["--no-landlock"]
+def _arguments(argv: list[str]) -> tuple[str, bool, int | None]:
+    """`--base DIR [--no-landlock] [--cpu N]`: the engine's own command line (no argparse to
+    carry: every module the server imports makes every fork dearer)."""
+    usage = f"usage: start.py --base DIR [--no-landlock] [--cpu N], not {argv}"
+    if len(argv) < 2 or argv[0] != "--base":
+        raise SystemExit(usage)
+    base, rest = argv[1], argv[2:]
+    no_landlock = rest[:1] == ["--no-landlock"]
+    rest = rest[1:] if no_landlock else rest
+    cpu = None
+    if rest[:1] == ["--cpu"] and len(rest) == 2 and rest[1].isdigit():
+        cpu, rest = int(rest[1]), []
+    if rest:
+        raise SystemExit(usage)
+    return base, no_landlock, cpu
 
 
 def main(argv: list[str]) -> None:
-    base, no_landlock = _arguments(argv)
+    base, no_landlock, cpu = _arguments(argv)
+    if cpu is not None:  # one server per core, each on its own: no migrations between runs
+        os.sched_setaffinity(0, {cpu})
     child.reserve_low_fds()
     readable = [*_stdlib_paths(), *SYSTEM_READABLE]
     for name in PRELOADED:
