@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
 import time
 from pathlib import Path
@@ -209,3 +210,21 @@ def test_limits_and_result_validate() -> None:
         RunResult(status="weird")
     assert RunResult(status="passed").passed and not RunResult(status="failed", passed=True).passed
     assert "forbidden" in STATUSES and "crashed" in STATUSES and "limit" not in STATUSES
+
+
+@pytest.mark.asyncio
+async def test_servers_are_pinned_to_cores_of_their_own_when_there_is_one_each() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    for count, pinned in ((len(cores), True), (len(cores) + 1, False)):
+        servers = ServerPool(PoolConfig(servers=count))
+        try:
+            sleep = "import time\ntime.sleep(0.2)"
+            await asyncio.gather(*(run_program(sleep, Limits(), servers) for _ in range(count)))
+            found = [os.sched_getaffinity(server.proc.pid) for server in servers._servers]
+        finally:
+            servers.close()
+        assert len(found) == count
+        if pinned:
+            assert sorted(next(iter(cpus)) for cpus in found) == cores
+        else:
+            assert all(sorted(cpus) == cores for cpus in found)
