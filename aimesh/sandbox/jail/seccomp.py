@@ -107,23 +107,17 @@ def server_blocks(numbers: dict[str, int]) -> dict[int, list[_Ins]]:
     """What to do for each call the server's filter names: a block that ends in a return."""
     blocks = {numbers[name]: [_deny()] for name in DENIED if name in numbers}
     blocks[numbers["clone3"]] = [_deny(errno.ENOSYS)]
-    blocks[numbers["fcntl"]] = [
-        _ins(_LD_ABS, _arg_low(1)),
-        _ins(_JEQ, F_SETOWN, jt=2),
-        _ins(_JEQ, F_SETSIG, jt=1),
-        _ins(_JEQ, F_SETOWN_EX, jf=1),
-        _deny(),
-        _ins(_RET, RET_ALLOW),
-    ]
-    blocks[numbers["ioctl"]] = [
-        _ins(_LD_ABS, _arg_low(1)),
-        _ins(_JEQ, FS_IOC_SETFLAGS, jt=2),
-        _ins(_JEQ, FS_IOC32_SETFLAGS, jt=1),
-        _ins(_JEQ, FS_IOC_FSSETXATTR, jf=1),
-        _deny(),
-        _ins(_RET, RET_ALLOW),
-    ]
+    blocks[numbers["fcntl"]] = _deny_when_arg_in(1, (F_SETOWN, F_SETSIG, F_SETOWN_EX))
+    blocks[numbers["ioctl"]] = _deny_when_arg_in(
+        1, (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR)
+    )
     return blocks
+
+
+def _deny_when_arg_in(index: int, values: tuple[int, ...]) -> list[_Ins]:
+    """Refuse the call when (the low half of) its argument `index` is one of `values`."""
+    tests = [_ins(_JEQ, value, jt=len(values) - n) for n, value in enumerate(values)]
+    return [_ins(_LD_ABS, _arg_low(index)), *tests, _ins(_RET, RET_ALLOW), _deny()]
 
 
 def child_blocks(numbers: dict[str, int]) -> dict[int, list[_Ins]]:
