@@ -65,3 +65,14 @@ def test_two_archives_on_one_file_never_repeat_a_key(tmp_path):
 def test_an_empty_archive_reads_as_its_columns(tmp_path):
     frame = CsvArchive(tmp_path / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",)).read()
     assert frame.empty and list(frame.columns) == list(CYCLE_COLUMNS)
+
+
+def test_a_file_with_older_columns_is_kept_aside_and_a_new_one_started(tmp_path):
+    path = tmp_path / "attempts.csv"
+    path.write_text("cycle_id,attempt,code\nold,1,x = 1\n")
+    archive = CsvArchive(path, ATTEMPT_COLUMNS, ("cycle_id", "attempt"))
+    assert archive.append([{"cycle_id": "new", "attempt": 1, "memories": '["a lesson"]'}]) == 1
+    frame = archive.read()
+    assert list(frame.columns) == list(ATTEMPT_COLUMNS) and list(frame["cycle_id"]) == ["new"]
+    (aside,) = [p for p in tmp_path.iterdir() if p.name != "attempts.csv"]
+    assert aside.read_text() == "cycle_id,attempt,code\nold,1,x = 1\n"

@@ -208,22 +208,58 @@ def test_telemetry_follows_the_seed_schema(worker, broker_url):
 def test_json_views_report_the_run(worker, broker_url):
     for marker in ("[pass]", "[fix]"):
         worker.wait_cycle(send(worker, broker_url, new_task(marker)))
-    summary = httpx.get(f"{worker.web}/api/summary").json()
+    web_ = worker.web
+    summary = httpx.get(f"{web_}/api/summary").json()
     assert summary["cycles_finished"] >= 2 and summary["passed"] >= 2
     assert 0 <= summary["pass_rate_first_try"] <= summary["pass_rate_after_fixes"] <= 1
     assert summary["mean_llm_latency_ms"] is not None
-    cycles = httpx.get(f"{worker.web}/api/cycles", params={"limit": 2}).json()["cycles"]
-    assert len(cycles) == 2 and cycles[0]["attempt_rows"]
-    events = httpx.get(f"{worker.web}/api/telemetry", params={"limit": 5}).json()["events"]
+    first = httpx.get(f"{web_}/api/cycles", params={"limit": 1}).json()
+    assert len(first["cycles"]) == 1 and first["cycles"][0]["attempt_briefs"]
+    assert first["total"] >= 2 and first["next"] == first["total"] - 1
+    second = httpx.get(f"{web_}/api/cycles", params={"limit": 1, "before": first["next"]}).json()
+    assert second["cycles"][0]["cycle_id"] != first["cycles"][0]["cycle_id"]
+    events = httpx.get(f"{web_}/api/telemetry", params={"limit": 5}).json()["events"]
     assert 0 < len(events) <= 5
-    status = httpx.get(f"{worker.web}/api/status").json()
+    metrics = httpx.get(f"{web_}/api/telemetry", params={"agent": "sandbox", "type": "metric"})
+    assert metrics.json()["events"]
+    assert {(e["agent"], e["type"]) for e in metrics.json()["events"]} == {("sandbox", "metric")}
+    status = httpx.get(f"{web_}/api/status").json()
     assert status["parts"]["broker"]["embedded"] is False
+    assert status["parts"]["broker"]["reachable"] and status["parts"]["llm"]["reachable"]
     assert status["parts"]["memory"]["error"] == ""
     assert {"rlimits", "seccomp", "landlock-fs"} <= set(status["parts"]["sandbox"]["layers"])
     assert status["parts"]["memory"]["counts"]["failure"] >= 1
     assert all(status["agents"].values())
-    for bad in ("0", "-1", "abc", "100000"):
-        response = httpx.get(f"{worker.web}/api/cycles", params={"limit": bad})
-        assert response.status_code == 400 and "limit" in response.json()["error"]
-    page = httpx.get(f"{worker.web}/dashboard")
+    series = httpx.get(f"{web_}/api/series", params={"buckets": 5}).json()
+    assert 1 <= len(series["buckets"]) <= 5 and sum(b["cycles"] for b in series["buckets"]) >= 2
+    assert {r["attempts"] for r in series["retries"]} >= {1, 2}
+    memory = httpx.get(f"{web_}/api/memory").json()
+    assert memory["counts"]["failure"] >= 1 and isinstance(memory["retrievals"], list)
+    for path, params, word in (
+        ("/api/cycles", {"limit": "0"}, "limit"),
+        ("/api/cycles", {"limit": "-1"}, "limit"),
+        ("/api/cycles", {"limit": "abc"}, "limit"),
+        ("/api/cycles", {"limit": "100000"}, "limit"),
+        ("/api/cycles", {"before": "x"}, "before"),
+        ("/api/telemetry", {"type": "gossip"}, "type"),
+        ("/api/telemetry", {"agent": "nobody"}, "agent"),
+        ("/api/series", {"buckets": "0"}, "buckets"),
+        ("/api/memory", {"limit": "many"}, "limit"),
+    ):
+        response = httpx.get(f"{web_}{path}", params=params)
+        assert response.status_code == 400 and word in response.json()["error"], (path, params)
+    assert httpx.get(f"{web_}/api/cycles/no-such-cycle").status_code == 404
+    assert httpx.get(f"{web_}/web/secrets.txt").status_code == 404
+    page = httpx.get(f"{web_}/dashboard")
     assert page.status_code == 200 and "AI-Mesh" in page.text
+
+
+def test_a_cycle_in_full_has_code_verdicts_reviews_and_memories(worker, broker_url):
+    cycle_id = send(worker, broker_url, new_task("[fix]"))
+    worker.wait_cycle(cycle_id)
+    detail = httpx.get(f"{worker.web}/api/cycles/{cycle_id}").json()
+    assert detail["cycle"]["outcome"] == "passed"
+    first, second = detail["attempts"]
+    assert first["status"] == "failed" and first["error"] and first["code"]
+    assert second["status"] == "passed" and second["critique"]
+    assert isinstance(second["memories"], list) and second["memories"]  # the fix recalled them

@@ -10,11 +10,15 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 
 class CsvArchive:
@@ -39,6 +43,9 @@ class CsvArchive:
         """
         handle.seek(0, io.SEEK_END)
         size = handle.tell()
+        if self._read_upto == 0 and size and not self._header_matches(handle):
+            self._move_aside(handle)
+            size = 0
         if size < self._read_upto:
             self._seen.clear()
             self._read_upto = 0
@@ -50,6 +57,20 @@ class CsvArchive:
         for row in csv.DictReader(tail, fieldnames=fieldnames):
             self._seen.add(tuple(row.get(name) or "" for name in self.key))
         self._read_upto = size
+
+    def _header_matches(self, handle: Any) -> bool:
+        handle.seek(0)
+        header = next(csv.reader([handle.readline().decode("utf-8")]), [])
+        return header == self.columns
+
+    def _move_aside(self, handle: Any) -> None:
+        """A file written with other columns (an older version) keeps its rows under a new
+        name; this file starts again, so no row lands under the wrong header."""
+        aside = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}.csv")
+        handle.seek(0)
+        aside.write_bytes(handle.read())
+        handle.truncate(0)
+        logger.warning("%s had other columns; its rows are kept in %s", self.path, aside)
 
     def append(self, rows: Sequence[dict[str, Any]]) -> int:
         """Append the rows whose key is new; return how many were written."""

@@ -7,6 +7,7 @@ is complete. It knows nothing of Faust, so the rules are tested on their own.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 PARTS = ("task", "solution", "verdict", "review")
@@ -14,7 +15,8 @@ PARTS = ("task", "solution", "verdict", "review")
 ATTEMPT_COLUMNS = (
     "cycle_id", "attempt", "title", "task", "code", "status", "passed", "error_type", "error",
     "sandbox_ms", "review_score", "critique", "review_valid", "model", "llm_latency_ms",
-    "prompt_tokens", "completion_tokens", "memories_used", "finished_at",
+    "prompt_tokens", "completion_tokens", "memories_used", "finished_at", "memories",
+    "review_latency_ms",
 )  # fmt: skip
 CYCLE_COLUMNS = (
     "cycle_id", "title", "source", "outcome", "attempts", "started_at", "finished_at",
@@ -116,4 +118,6 @@ def attempt_row(number: int, slot: dict[str, Any]) -> dict[str, Any]:
         "completion_tokens": solution.get("completion_tokens", 0),
         "memories_used": len(solution.get("memories", [])),
         "finished_at": slot["finished_at"],
+        "memories": json.dumps(solution.get("memories", [])),  # what recall gave the prompt
+        "review_latency_ms": round(review.get("latency_ms", 0.0), 1),
     }

@@ -24,7 +24,9 @@ def summarize(cycles: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, Any]:
     attempts_n = pd.to_numeric(cycles.get("attempts", pd.Series(dtype=float)), errors="coerce")
     first_try = int(((cycles["outcome"] == "passed") & (attempts_n == 1)).sum()) if finished else 0
     statuses = attempts["status"].value_counts().to_dict() if len(attempts) else {}
+    seen = set(attempts["cycle_id"]) | set(cycles["cycle_id"])
     return {
+        "tasks_seen": len(seen),  # with an archived attempt, finished or not
         "cycles_finished": finished,
         "passed": passed,
         "gave_up": int(outcomes.get("gave_up", 0)),
@@ -36,17 +38,3 @@ def summarize(cycles: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, Any]:
         "mean_llm_latency_ms": _mean(attempts["llm_latency_ms"]) if len(attempts) else None,
         "mean_review_score": _mean(attempts["review_score"]) if len(attempts) else None,
     }
-
-
-def latest_cycles(cycles: pd.DataFrame, attempts: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
-    """The newest `limit` finished cycles, each with its attempts in order."""
-    newest = cycles.tail(limit).iloc[::-1]
-    by_cycle = {key: group for key, group in attempts.groupby("cycle_id")} if len(attempts) else {}
-    result = []
-    for row in newest.to_dict("records"):
-        group = by_cycle.get(row["cycle_id"])
-        rows = (
-            [] if group is None else group.sort_values("attempt", key=_numeric).to_dict("records")
-        )
-        result.append({**row, "attempt_rows": rows})
-    return result

@@ -1,25 +1,33 @@
-"""JSON views and the dashboard page on the Faust worker's web server (127.0.0.1 by default)."""
+"""JSON views and the dashboard on the Faust worker's web server (127.0.0.1 by default).
+
+Every list is paged or capped, and a bad query parameter is a 400 that says what is allowed.
+"""
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 from faust import StreamT, web
 
-from aimesh import services
 from aimesh.agents.persistence import archive
-from aimesh.app import app, settings
-from aimesh.llm.client import DEFAULT_HOST
-from aimesh.records import Telemetry
-from aimesh.sandbox import SandboxUnavailable, active_layers
+from aimesh.app import app
+from aimesh.records import TELEMETRY_TYPES, Telemetry
 from aimesh.topics import telemetry_topic
-from aimesh.web.summary import latest_cycles, summarize
+from aimesh.web.cycles import cycle_detail, cycles_page, latest_retrievals
+from aimesh.web.series import time_series
+from aimesh.web.status import memory_state, parts
+from aimesh.web.summary import summarize
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+# The dashboard's own files, by name: nothing else under web/ is served.
+STATIC = {
+    "dashboard.js": "application/javascript",
+    "dashboard.css": "text/css",
+    "charts.js": "application/javascript",
+}
 MAX_LIMIT = 1000
 _started = time.time()
 recent_telemetry: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LIMIT)
@@ -29,36 +37,20 @@ class BadRequest(ValueError):
     """A query parameter is unusable; answered with HTTP 400 and the reason."""
 
 
-def _limit(request: web.Request, default: int) -> int:
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw!r}")
+def _whole(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
     return int(raw)
 
 
-def parts() -> dict[str, Any]:
-    """Which parts are embedded or external (`aimesh up` tells its worker: AIMESH_EMBEDDED)."""
-    embedded = settings.embedded
-    return {
-        "broker": {"url": str(app.conf.broker[0]) if app.conf.broker else "",
-                   "embedded": "broker" in embedded},
-        "llm": {"host": settings.ollama_host or DEFAULT_HOST,
-                "embedded": "llm" in embedded,
-                "chat_model": settings.chat_model, "embed_model": settings.embed_model},
-        "memory": {"url": settings.qdrant_url or str(settings.memory_path),
-                   "embedded": settings.qdrant_url is None},
-    }  # fmt: skip
-
-
-async def sandbox_state() -> dict[str, Any]:
-    """The layers every run gets (starting a fork server the first time), and the limits."""
-    state: dict[str, Any] = {"limits": dataclasses.asdict(settings.sandbox_limits)}
-    try:
-        services.sandbox_pool()
-        state.update(layers=await active_layers(), error="")
-    except SandboxUnavailable as exc:
-        state.update(layers=[], error=str(exc))
-    return state
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    raw = request.query.get(name) or None
+    if raw is not None and raw not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw
 
 
 @app.agent(telemetry_topic, name="telemetry_feed")
@@ -68,64 +60,94 @@ async def telemetry_feed(stream: StreamT[Telemetry]) -> None:
         recent_telemetry.append(record.asdict())
 
 
-async def memory_state() -> dict[str, Any]:
-    """Counts of stored failures and lessons, or the error that keeps memory from working."""
-    try:
-        return {"counts": await services.memory().count(), "error": ""}
-    except Exception as exc:  # the status page reports, it does not fail
-        return {"counts": {}, "error": f"{type(exc).__name__}: {exc}"}
+class JsonView(web.View):
+    """A GET view whose `answer` may raise BadRequest (400) or return None (404)."""
+
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def get(self, request: web.Request, **params: Any) -> web.Response:
+        try:
+            body = await self.answer(request, **params)
+        except BadRequest as exc:
+            return self.json({"error": str(exc)}, status=400)
+        if body is None:
+            return self.json({"error": f"not found: {request.path}"}, status=404)
+        return self.json(body)
 
 
 @app.page("/api/status")
-class Status(web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        state = parts()
-        state["memory"].update(await memory_state())
-        state["sandbox"] = await sandbox_state()
-        return self.json(
-            {
-                "app": app.conf.id,
-                "uptime_s": round(time.time() - _started, 1),
-                "parts": state,
-                "agents": {name: not agent.should_stop for name, agent in app.agents.items()},
-            }
-        )
+class Status(JsonView):
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
+        return {
+            "app": app.conf.id,
+            "uptime_s": round(time.time() - _started, 1),
+            "parts": await parts(),
+            "agents": {name: not agent.should_stop for name, agent in app.agents.items()},
+        }
 
 
 @app.page("/api/summary")
-class Summary(web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        return self.json(summarize(archive.cycles.read(), archive.attempts.read()))
-
-
-class LimitedView(web.View):
-    """A list view with `?limit=N`; a bad limit is a 400 that says what is allowed."""
-
-    default_limit = 20
-
-    def latest(self, limit: int) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def get(self, request: web.Request) -> web.Response:
-        try:
-            limit = _limit(request, self.default_limit)
-        except BadRequest as exc:
-            return self.json({"error": str(exc)}, status=400)
-        return self.json(self.latest(limit))
+class Summary(JsonView):
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
+        return summarize(archive.cycles.read(), archive.attempts.read())
 
 
 @app.page("/api/cycles")
-class Cycles(LimitedView):
-    def latest(self, limit: int) -> dict[str, Any]:
-        return {"cycles": latest_cycles(archive.cycles.read(), archive.attempts.read(), limit)}
+class Cycles(JsonView):
+    """`?limit=N&before=P`: the page of cycles that finished before archive position P."""
+
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
+        limit = _whole(request, "limit", 20, 1, MAX_LIMIT)
+        before = _whole(request, "before", None, 0, 10**9)
+        assert limit is not None
+        return cycles_page(archive.cycles.read(), archive.attempts.read(), limit, before)
+
+
+@app.page("/api/cycles/{cycle_id}")
+class CycleDetail(JsonView):
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any] | None:
+        cycle_id = str(params.get("cycle_id", ""))
+        return cycle_detail(archive.cycles.read(), archive.attempts.read(), cycle_id)
+
+
+@app.page("/api/series")
+class Series(JsonView):
+    """`?buckets=N`: throughput, latency per agent and pass rate over time; retries."""
+
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
+        buckets = _whole(request, "buckets", 30, 1, 200)
+        assert buckets is not None
+        return time_series(archive.cycles.read(), archive.attempts.read(), time.time(), buckets)
 
 
 @app.page("/api/telemetry")
-class TelemetryView(LimitedView):
-    default_limit = 100
+class TelemetryView(JsonView):
+    """`?limit=N&agent=A&type=T`: the newest events of this worker, filtered."""
 
-    def latest(self, limit: int) -> dict[str, Any]:
-        return {"events": list(recent_telemetry)[-limit:][::-1]}
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
+        limit = _whole(request, "limit", 100, 1, MAX_LIMIT)
+        agents = tuple(sorted({*app.agents, *(e["agent"] for e in recent_telemetry)}))
+        agent = _choice(request, "agent", agents)
+        kind = _choice(request, "type", TELEMETRY_TYPES)
+        events = [
+            event
+            for event in reversed(recent_telemetry)
+            if agent in (None, event["agent"]) and kind in (None, event["type"])
+        ]
+        return {"events": events[:limit], "agents": list(agents), "types": list(TELEMETRY_TYPES)}
+
+
+@app.page("/api/memory")
+class Memory(JsonView):
+    """Failures and lessons stored, and `?limit=N` latest retrievals into prompts."""
+
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
+        limit = _whole(request, "limit", 10, 1, MAX_LIMIT)
+        assert limit is not None
+        state = await memory_state()
+        state["retrievals"] = latest_retrievals(archive.attempts.read(), limit)
+        return state
 
 
 @app.page("/dashboard")
@@ -135,3 +157,12 @@ class Dashboard(web.View):
         if not page.is_file():
             return self.text(f"dashboard page not found at {page}", status=404)
         return self.html(page.read_text(encoding="utf-8"))
+
+
+@app.page("/web/{name}")
+class StaticFile(web.View):
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        path = WEB_DIR / name
+        if name not in STATIC or not path.is_file():
+            return self.text(f"no such file: {name}", status=404)
+        return self.bytes(path.read_bytes(), content_type=STATIC[name])

@@ -1,0 +1,116 @@
+"""The dashboard in a real headless Chromium (Debian's package, driven by Selenium).
+
+A real worker with a scripted LLM feeds it: the counters must move within seconds of a cycle
+ending, and a click on the cycle must show its code and review. Screenshots are saved under
+`test-artifacts/` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import Worker
+from tests.test_mesh import new_task, send
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+UPDATE_S = 10  # the page polls every second; the cycle itself takes a few more
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    if CHROMIUM is None or DRIVER is None:
+        pytest.fail("needs Debian's chromium and chromium-driver (CI installs them: .ci/run)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1800"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _counter(driver: WebDriver, name: str) -> int:
+    value = driver.find_element(By.CSS_SELECTOR, f"#counter-{name} b").text
+    return int(value) if value.isdigit() else 0
+
+
+def _wait(driver: WebDriver, seconds: float, condition: Any, what: str) -> None:
+    WebDriverWait(driver, seconds, poll_frequency=0.2).until(condition, message=what)
+
+
+def test_the_counters_move_and_a_clicked_cycle_shows_its_code_and_review(
+    browser: WebDriver, worker: Worker, broker_url: str
+) -> None:
+    worker.wait_cycle(send(worker, broker_url, new_task("[fix]")))  # a failure to recall later
+    browser.get(f"{worker.web}/dashboard")
+    _wait(browser, UPDATE_S, lambda d: "live" in d.find_element(By.ID, "connection").text, "live")
+    passed_before = _counter(browser, "passed")
+    cycle_id = send(worker, broker_url, new_task("[fix]"))
+    worker.wait_cycle(cycle_id)
+    _wait(
+        browser,
+        UPDATE_S,
+        lambda d: _counter(d, "passed") > passed_before,
+        "the passed counter to move",
+    )
+    row = f'tr.cycle-row[data-cycle-id="{cycle_id}"]'
+    _wait(browser, UPDATE_S, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the cycle's row")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    browser.find_element(By.CSS_SELECTOR, row).click()
+    _wait(
+        browser,
+        UPDATE_S,
+        lambda d: (
+            d.find_element(By.ID, "detail").get_attribute("data-cycle-id") == cycle_id
+            and d.find_elements(By.CSS_SELECTOR, "#detail .attempt")
+        ),
+        "the cycle's detail",
+    )
+    attempts = browser.find_elements(By.CSS_SELECTOR, "#detail .attempt")
+    assert len(attempts) == 2  # the failed first try, then the fix
+    assert "return a + b" in attempts[-1].find_element(By.CSS_SELECTOR, "pre.code").text
+    assert "passed" in attempts[-1].text and "failed" in attempts[0].text
+    assert "Clear and correct." in attempts[-1].find_element(By.CSS_SELECTOR, ".review").text
+    assert attempts[-1].find_elements(By.CSS_SELECTOR, ".memories li")  # what was recalled
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-cycle.png"))
+
+
+def test_the_header_shows_parts_and_sandbox_layers_and_telemetry_filters(
+    browser: WebDriver, worker: Worker
+) -> None:
+    browser.get(f"{worker.web}/dashboard")
+    _wait(browser, UPDATE_S, lambda d: d.find_elements(By.CSS_SELECTOR, ".part"), "the parts")
+    parts = {
+        p.get_attribute("data-part"): p for p in browser.find_elements(By.CSS_SELECTOR, ".part")
+    }
+    assert set(parts) == {"broker", "llm", "memory", "sandbox"}
+    assert all("up" in p.get_attribute("class") for p in parts.values())
+    assert "seccomp" in browser.find_element(By.ID, "layers").text
+    agent = browser.find_element(By.ID, "filter-agent")
+    _wait(
+        browser, UPDATE_S, lambda d: len(agent.find_elements(By.TAG_NAME, "option")) > 1, "agents"
+    )
+    agent.find_element(By.CSS_SELECTOR, 'option[value="sandbox"]').click()
+    _wait(
+        browser,
+        UPDATE_S,
+        lambda d: {r.find_elements(By.TAG_NAME, "td")[1].text for r in _rows(d)} == {"sandbox"},
+        "only the sandbox's telemetry",
+    )
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-telemetry.png"))
+
+
+def _rows(driver: WebDriver) -> list:
+    return driver.find_elements(By.CSS_SELECTOR, "#telemetry tr")
