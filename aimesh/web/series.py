@@ -1,6 +1,6 @@
 """Figures over time for the dashboard's charts, from the CSV archive.
 
-Time is cut into at most `buckets` equal slices from the first finished cycle to now, so a
+Time is cut into at most `buckets` equal slices from the first finished attempt to now, so a
 chart has a bounded number of points however long the run; each slice counts what finished
 in it (cycles, attempts = one solution, one verdict and one review each) and averages the
 latencies of the agents' work.
@@ -33,9 +33,9 @@ def time_series(
 ) -> dict[str, Any]:
     """Per slice: cycles finished and passed, attempts, mean latency per agent; and the
     histogram of attempts per cycle by outcome."""
-    ends = _numbers(cycles, "finished_at").dropna()
+    ends = pd.concat([_numbers(cycles, "finished_at"), _numbers(attempts, "finished_at")]).dropna()
     if ends.empty:
-        return {"start": None, "width_s": None, "buckets": [], "retries": []}
+        return {"start": None, "width_s": None, "buckets": [], "retries": _retries(cycles)}
     start = float(ends.min())
     width = max((max(now, float(ends.max())) - start) / buckets, MIN_WIDTH_S)
     count = min(buckets, math.floor((max(now, float(ends.max())) - start) / width) + 1)
