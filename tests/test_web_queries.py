@@ -45,7 +45,13 @@ def test_pages_walk_back_from_the_newest_without_overlap() -> None:
     newest = cycles_page(cycles, attempts, 1, None)["cycles"][0]
     assert [b["attempt"] for b in newest["attempt_briefs"]] == [1, 2, 3]
     assert newest["last_error"] == "e44.3"
-    assert cycles_page(cycles, attempts, 20, 0) == {"cycles": [], "total": 45, "next": None}
+    assert cycles_page(cycles, attempts, 20, 0) == {
+        "cycles": [], "total": 45, "next": None, "running": []
+    }  # fmt: skip
+    unfinished = cycles_page(cycles.iloc[:40], attempts, 3, None)["running"]
+    assert [(r["cycle_id"], r["outcome"], r["attempts"]) for r in unfinished] == [
+        ("c44", "running", 3), ("c43", "running", 2), ("c42", "running", 1)
+    ]  # fmt: skip
 
 
 def test_one_cycle_in_full_and_the_latest_retrievals() -> None:

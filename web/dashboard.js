@@ -95,7 +95,7 @@ async function refreshCycles() {
   $("older").disabled = page.next === null;
   $("newer").disabled = state.before === null;
   $("page-label").textContent = state.before === null ? "newest" : `page ${state.pages.length + 1}`;
-  $("cycles").replaceChildren(...page.cycles.map((cycle) => {
+  $("cycles").replaceChildren(...[...page.running, ...page.cycles].map((cycle) => {
     const tr = document.createElement("tr");
     tr.className = "cycle-row" + (cycle.cycle_id === state.selected ? " selected" : "");
     tr.dataset.cycleId = cycle.cycle_id;

@@ -39,7 +39,34 @@ def cycles_page(
         briefs = [] if group is None else group[list(ATTEMPT_BRIEF)].to_dict("records")
         last_error = "" if group is None else str(group.iloc[-1]["error"])
         rows.append({**row, "attempt_briefs": briefs, "last_error": last_error[:300]})
-    return {"cycles": rows, "total": total, "next": start if start > 0 else None}
+    page_info = {"cycles": rows, "total": total, "next": start if start > 0 else None}
+    page_info["running"] = running_cycles(cycles, attempts, limit) if before is None else []
+    return page_info
+
+
+def running_cycles(cycles: pd.DataFrame, attempts: pd.DataFrame, limit: int) -> list[dict]:
+    """Cycles with archived attempts that have not finished yet, newest first."""
+    if not len(attempts):
+        return []
+    finished = set(cycles["cycle_id"]) if len(cycles) else set()
+    recent = attempts.tail(limit * 4)  # enough rows to find `limit` cycles, never the whole file
+    open_ids = [c for c in dict.fromkeys(reversed(list(recent["cycle_id"]))) if c not in finished]
+    by_cycle = _attempts_of(attempts, open_ids[:limit])
+    rows = []
+    for cycle_id in open_ids[:limit]:
+        group = by_cycle[cycle_id]
+        last = group.iloc[-1]
+        rows.append(
+            {
+                "cycle_id": cycle_id,
+                "title": last["title"],
+                "outcome": "running",
+                "attempts": len(group),
+                "attempt_briefs": group[list(ATTEMPT_BRIEF)].to_dict("records"),
+                "last_error": str(last["error"])[:300],
+            }
+        )
+    return rows
 
 
 def cycle_detail(
