@@ -234,8 +234,8 @@ async function refreshCharts() {
   const series = await getJson("/api/series?buckets=30");
   const buckets = series.buckets;
   charts.lineChart($("chart-throughput"), [
-    { name: "cycles", color: "#3056d3", values: buckets.map((b) => b.cycles) },
-    { name: "attempts", color: "#98a2b3", values: buckets.map((b) => b.attempts) },
+    { name: "cycles archived (persistence)", color: "#3056d3", values: buckets.map((b) => b.cycles) },
+    { name: "attempts (consumer, sandbox, reviewer)", color: "#98a2b3", values: buckets.map((b) => b.attempts) },
   ]);
   charts.lineChart($("chart-latency"), [
     { name: "consumer", color: "#3056d3", values: buckets.map((b) => b.latency_ms.consumer) },
