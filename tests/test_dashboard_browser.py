@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,12 +44,22 @@ def browser() -> Iterator[WebDriver]:
 
 
 def _counter(driver: WebDriver, name: str) -> int:
-    value = driver.find_element(By.CSS_SELECTOR, f"#counter-{name} b").text
+    """Read in one script call: the page may redraw between two WebDriver calls."""
+    script = f"const b = document.querySelector('#counter-{name} b'); return b ? b.textContent : ''"
+    value = driver.execute_script(script)
     return int(value) if value.isdigit() else 0
 
 
 def _wait(driver: WebDriver, seconds: float, condition: Any, what: str) -> None:
-    WebDriverWait(driver, seconds, poll_frequency=0.2).until(condition, message=what)
+    """Wait for `condition`; an element redrawn under it (stale) just means: look again."""
+    WebDriverWait(
+        driver, seconds, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition, message=what)
+
+
+def _click(driver: WebDriver, selector: str) -> bool:
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+    return True
 
 
 def test_the_counters_move_and_a_clicked_cycle_shows_its_code_and_review(
@@ -69,7 +80,7 @@ def test_the_counters_move_and_a_clicked_cycle_shows_its_code_and_review(
     row = f'tr.cycle-row[data-cycle-id="{cycle_id}"]'
     _wait(browser, UPDATE_S, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the cycle's row")
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
-    browser.find_element(By.CSS_SELECTOR, row).click()
+    _wait(browser, UPDATE_S, lambda d: _click(d, row), "a click on the cycle's row")
     _wait(
         browser,
         UPDATE_S,
@@ -103,7 +114,7 @@ def test_the_header_shows_parts_and_sandbox_layers_and_telemetry_filters(
     _wait(
         browser, UPDATE_S, lambda d: len(agent.find_elements(By.TAG_NAME, "option")) > 1, "agents"
     )
-    agent.find_element(By.CSS_SELECTOR, 'option[value="sandbox"]').click()
+    _wait(browser, UPDATE_S, lambda d: _click(d, '#filter-agent option[value="sandbox"]'), "filter")
     _wait(
         browser,
         UPDATE_S,

@@ -68,17 +68,20 @@ async function refreshSummary() {
   const summary = await getJson("/api/summary");
   summary.failed_attempts = summary.attempts - (summary.attempts_by_status.passed || 0);
   summary.tasks = summary.tasks_seen;
-  $("counters").replaceChildren(...COUNTERS.map(([label, pick]) => {
-    const box = document.createElement("div");
-    box.className = "counter";
-    box.id = `counter-${label.replace(/\W+/g, "-")}`;
-    const value = document.createElement("b");
-    value.appendChild(text(pick(summary) ?? "–"));
-    const name = document.createElement("span");
-    name.appendChild(text(label));
-    box.append(value, name);
-    return box;
-  }));
+  for (const [label, pick] of COUNTERS) {  // drawn once, then only their values change
+    const id = `counter-${label.replace(/\W+/g, "-")}`;
+    let box = document.getElementById(id);
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "counter";
+      box.id = id;
+      const name = document.createElement("span");
+      name.appendChild(text(label));
+      box.append(document.createElement("b"), name);
+      $("counters").appendChild(box);
+    }
+    box.querySelector("b").textContent = String(pick(summary) ?? "–");
+  }
   const key = `${summary.cycles_finished}/${summary.attempts}`;
   const changed = key !== state.summaryKey;
   state.summaryKey = key;
