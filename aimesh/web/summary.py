@@ -12,10 +12,6 @@ def _mean(series: pd.Series) -> float | None:
     return None if numbers.empty else round(float(numbers.mean()), 3)
 
 
-def _numeric(series: pd.Series) -> pd.Series:
-    return pd.to_numeric(series, errors="coerce")
-
-
 def summarize(cycles: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, Any]:
     """Counts by status and outcome, pass rates (first try, after fixes), mean attempts, latency."""
     finished = len(cycles)
