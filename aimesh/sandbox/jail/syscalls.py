@@ -1,7 +1,7 @@
 """System call numbers for the seccomp filter, per architecture (from the kernel's uapi headers).
 
-Only the calls the filter names; x86_64 from asm/unistd_64.h, aarch64 from asm-generic/unistd.h
-(fchmodat2, setxattrat and removexattrat, newer than those headers, share one number on both).
+Only the calls the filter names; x86_64 from asm/unistd_64.h, aarch64 from asm-generic/unistd.h.
+Calls added since Linux 5.1 (number 424 on) have one number on every architecture: listed once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,27 @@ AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 
 # x86_64 also accepts x32 calls (number | X32_BIT): the filter refuses them all.
 X32_BIT = 0x40000000
+
+# One number everywhere (fchmodat2, setxattrat and removexattrat are newer than the headers).
+UNIFIED: dict[str, int] = {
+    "pidfd_send_signal": 424,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "pidfd_open": 434,
+    "clone3": 435,
+    "pidfd_getfd": 438,
+    "mount_setattr": 442,
+    "fchmodat2": 452,
+    "setxattrat": 463,
+    "removexattrat": 466,
+}
 
 NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {
@@ -37,7 +58,6 @@ NUMBERS: dict[str, dict[str, int]] = {
         "chmod": 90,
         "fchmod": 91,
         "fchmodat": 268,
-        "fchmodat2": 452,
         "chown": 92,
         "fchown": 93,
         "lchown": 94,
@@ -52,8 +72,6 @@ NUMBERS: dict[str, dict[str, int]] = {
         "removexattr": 197,
         "lremovexattr": 198,
         "fremovexattr": 199,
-        "setxattrat": 463,
-        "removexattrat": 466,
         "ioctl": 16,
         "socket": 41,
         "socketpair": 53,
@@ -62,26 +80,15 @@ NUMBERS: dict[str, dict[str, int]] = {
         "fork": 57,
         "vfork": 58,
         "clone": 56,
-        "clone3": 435,
         "unshare": 272,
         "setns": 308,
         "mount": 165,
         "umount2": 166,
         "pivot_root": 155,
         "chroot": 161,
-        "open_tree": 428,
-        "move_mount": 429,
-        "fsopen": 430,
-        "fsconfig": 431,
-        "fsmount": 432,
-        "fspick": 433,
-        "mount_setattr": 442,
         "ptrace": 101,
         "process_vm_readv": 310,
         "process_vm_writev": 311,
-        "pidfd_open": 434,
-        "pidfd_getfd": 438,
-        "pidfd_send_signal": 424,
         "setrlimit": 160,
         "prlimit64": 302,
         "settimeofday": 164,
@@ -91,9 +98,6 @@ NUMBERS: dict[str, dict[str, int]] = {
         "bpf": 321,
         "perf_event_open": 298,
         "userfaultfd": 323,
-        "io_uring_setup": 425,
-        "io_uring_enter": 426,
-        "io_uring_register": 427,
         "keyctl": 250,
         "add_key": 248,
         "request_key": 249,
@@ -122,6 +126,7 @@ NUMBERS: dict[str, dict[str, int]] = {
         "rt_sigqueueinfo": 129,
         "rt_tgsigqueueinfo": 297,
         "truncate": 76,
+        **UNIFIED,
     },
     "aarch64": {
         "fcntl": 25,
@@ -146,7 +151,6 @@ NUMBERS: dict[str, dict[str, int]] = {
         "ioprio_set": 30,
         "fchmod": 52,
         "fchmodat": 53,
-        "fchmodat2": 452,
         "fchown": 55,
         "fchownat": 54,
         "utimensat": 88,
@@ -156,34 +160,21 @@ NUMBERS: dict[str, dict[str, int]] = {
         "removexattr": 14,
         "lremovexattr": 15,
         "fremovexattr": 16,
-        "setxattrat": 463,
-        "removexattrat": 466,
         "ioctl": 29,
         "socket": 198,
         "socketpair": 199,
         "execve": 221,
         "execveat": 281,
         "clone": 220,
-        "clone3": 435,
         "unshare": 97,
         "setns": 268,
         "mount": 40,
         "umount2": 39,
         "pivot_root": 41,
         "chroot": 51,
-        "open_tree": 428,
-        "move_mount": 429,
-        "fsopen": 430,
-        "fsconfig": 431,
-        "fsmount": 432,
-        "fspick": 433,
-        "mount_setattr": 442,
         "ptrace": 117,
         "process_vm_readv": 270,
         "process_vm_writev": 271,
-        "pidfd_open": 434,
-        "pidfd_getfd": 438,
-        "pidfd_send_signal": 424,
         "setrlimit": 164,
         "prlimit64": 261,
         "settimeofday": 170,
@@ -193,9 +184,6 @@ NUMBERS: dict[str, dict[str, int]] = {
         "bpf": 280,
         "perf_event_open": 241,
         "userfaultfd": 282,
-        "io_uring_setup": 425,
-        "io_uring_enter": 426,
-        "io_uring_register": 427,
         "keyctl": 219,
         "add_key": 217,
         "request_key": 218,
@@ -222,5 +210,6 @@ NUMBERS: dict[str, dict[str, int]] = {
         "rt_sigqueueinfo": 138,
         "rt_tgsigqueueinfo": 240,
         "truncate": 45,
+        **UNIFIED,
     },
 }
