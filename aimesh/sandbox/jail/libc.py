@@ -17,30 +17,26 @@ _libc.prctl.argtypes = [
 ]
 
 
-def syscall(number: int, *args: int | bytes | ctypes.Array | None) -> int:
-    """Call `number`; an error becomes OSError with the kernel's errno."""
-    result = _libc.syscall(ctypes.c_long(number), *args)
+def _checked(result: int, what: str) -> int:
+    """libc's -1 (with errno) as OSError carrying the kernel's errno, else the result."""
     if result < 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"syscall {number}: {os.strerror(err)}")
+        raise OSError(err, f"{what}: {os.strerror(err)}")
     return int(result)
+
+
+def syscall(number: int, *args: int | bytes | ctypes.Array | None) -> int:
+    """Call `number`; an error becomes OSError with the kernel's errno."""
+    return _checked(_libc.syscall(ctypes.c_long(number), *args), f"syscall {number}")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    result = _libc.prctl(option, arg2, arg3, arg4, arg5)
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
-    return int(result)
+    return _checked(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
 
 
 def capset(header: bytes, data: bytes) -> None:
-    if _libc.capset(header, data) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"capset: {os.strerror(err)}")
+    _checked(_libc.capset(header, data), "capset")
 
 
 def capget(header: bytes, data: ctypes.Array) -> None:
-    if _libc.capget(header, data) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"capget: {os.strerror(err)}")
+    _checked(_libc.capget(header, data), "capget")
