@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from aimesh.web.summary import mean_or_none
+
 LATENCIES = {"consumer": "llm_latency_ms", "sandbox": "sandbox_ms", "reviewer": "review_latency_ms"}
 MIN_WIDTH_S = 1.0
 
@@ -21,11 +23,6 @@ def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame:
         return pd.Series(dtype=float, index=frame.index)
     return pd.to_numeric(frame[column], errors="coerce")
-
-
-def _mean(values: pd.Series) -> float | None:
-    values = values.dropna()
-    return None if values.empty else round(float(values.mean()), 1)
 
 
 def time_series(
@@ -54,7 +51,7 @@ def time_series(
                 "passed": int((in_cycles & passed).sum()),
                 "attempts": len(in_attempts),
                 "latency_ms": {
-                    agent: _mean(_numbers(in_attempts, column))
+                    agent: mean_or_none(_numbers(in_attempts, column), digits=1)
                     for agent, column in LATENCIES.items()
                 },
             }

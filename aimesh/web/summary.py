@@ -7,9 +7,10 @@ from typing import Any
 import pandas as pd
 
 
-def _mean(series: pd.Series) -> float | None:
+def mean_or_none(series: pd.Series, digits: int = 3) -> float | None:
+    """The mean of the numbers in a column (text cells and blanks ignored); None when none."""
     numbers = pd.to_numeric(series, errors="coerce").dropna()
-    return None if numbers.empty else round(float(numbers.mean()), 3)
+    return None if numbers.empty else round(float(numbers.mean()), digits)
 
 
 def summarize(cycles: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def summarize(cycles: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, Any]:
         "attempts_by_status": {str(k): int(v) for k, v in statuses.items()},
         "pass_rate_first_try": round(first_try / finished, 3) if finished else None,
         "pass_rate_after_fixes": round(passed / finished, 3) if finished else None,
-        "mean_attempts": _mean(attempts_n) if finished else None,
-        "mean_llm_latency_ms": _mean(attempts["llm_latency_ms"]) if len(attempts) else None,
-        "mean_review_score": _mean(attempts["review_score"]) if len(attempts) else None,
+        "mean_attempts": mean_or_none(attempts_n) if finished else None,
+        "mean_llm_latency_ms": mean_or_none(attempts["llm_latency_ms"]) if len(attempts) else None,
+        "mean_review_score": mean_or_none(attempts["review_score"]) if len(attempts) else None,
     }
