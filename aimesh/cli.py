@@ -118,6 +118,13 @@ def up(args: argparse.Namespace) -> int:
     if refusal := sandbox_refusal(settings.sandbox_pool_config()):
         print(f"aimesh: {refusal}", file=sys.stderr)
         return 2
+    if settings.exactly_once and not settings.broker_url:
+        print(
+            "aimesh: AIMESH_EXACTLY_ONCE=1 needs a broker with transactions; the embedded Tansu "
+            "has none. Point AIMESH_BROKER_URL at Apache Kafka (scripts/kafka.sh starts one).",
+            file=sys.stderr,
+        )
+        return 2
     _stop_on_signals()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -216,18 +223,23 @@ def worker(args: argparse.Namespace) -> int:
 
     Waits for the broker to listen first, so `honcho start` may start all parts at once.
     """
-    from aimesh.app import DEFAULT_BROKER
+    from aimesh.broker_profile import detect
     from aimesh.embedded.broker import wait_for_port
 
     settings = Settings.from_env()
     if refusal := sandbox_refusal(settings.sandbox_pool_config()):
         print(f"aimesh: {refusal}", file=sys.stderr)
         return 2
-    url = settings.broker_url or DEFAULT_BROKER
+    url = settings.broker
     host, port = first_host_port(url)
     if not wait_for_port(host, port, timeout=args.wait):
         print(f"aimesh: no broker listens at {url} (AIMESH_BROKER_URL)", file=sys.stderr)
         return 1
+    try:
+        detect(settings).faust_options(settings)
+    except ConfigError as exc:
+        print(f"aimesh: {exc}", file=sys.stderr)
+        return 2
     command = _worker_command(args.log_level)
     os.execv(command[0], command)
 

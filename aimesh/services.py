@@ -12,6 +12,16 @@ from aimesh.app import settings
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
 from aimesh.sandbox import Limits, ServerPool, configure
+from aimesh.telemetry import emit
+
+
+async def _report_outage(state: str, seconds: float, detail: str) -> None:
+    """An LLM outage in telemetry: `llm_unreachable` when it starts, `llm_recovered` (with its
+    length in seconds as the value) when the model answers again."""
+    if state == "unreachable":
+        await emit("llm", "event", "llm_unreachable", error=detail)
+    else:
+        await emit("llm", "metric", "llm_recovered", round(seconds, 3), host=detail)
 
 
 @lru_cache(maxsize=1)
@@ -22,6 +32,7 @@ def llm() -> LLM:
         settings.embed_model,
         timeout=settings.llm_timeout,
         retry_for=settings.llm_timeout,
+        on_outage=_report_outage,
     )
 
 

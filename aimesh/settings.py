@@ -19,6 +19,7 @@ from aimesh.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
 
 T = TypeVar("T")
 
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 DEFAULT_CHAT_MODEL = "smollm2:135m"
 DEFAULT_EMBED_MODEL = "nomic-embed-text"
 EMBEDDED_EMBED_MODEL = "e5-small"
@@ -108,10 +109,25 @@ def _kafka_url(raw: str) -> str:
     return text
 
 
+def bootstrap_servers(kafka_url: str) -> list[tuple[str, int]]:
+    """Every bootstrap server of a `kafka://h:p[,h:p]` URL."""
+    servers = []
+    for hostport in kafka_url.split("://", 1)[-1].split(";")[0].split(","):
+        parsed = urlparse(f"//{hostport}")
+        servers.append((parsed.hostname or "127.0.0.1", parsed.port or 9092))
+    return servers
+
+
 def first_host_port(kafka_url: str) -> tuple[str, int]:
     """The first bootstrap server of a `kafka://h:p[,h:p]` URL."""
-    parsed = urlparse(f"//{kafka_url.split('://', 1)[-1].split(',')[0]}")
-    return parsed.hostname or "127.0.0.1", parsed.port or 9092
+    return bootstrap_servers(kafka_url)[0]
+
+
+def _broker_kind(raw: str) -> str:
+    kind = raw.lower()
+    if kind not in ("auto", "kafka", "tansu"):
+        raise ValueError("must be auto, kafka or tansu")
+    return kind
 
 
 def _http_url(raw: str) -> str:
@@ -149,6 +165,10 @@ class Settings:
     """Everything configurable, with the defaults that make `aimesh up` work on a bare machine."""
 
     broker_url: str | None = None
+    broker_kind: str = "auto"
+    exactly_once: bool = False
+    replication: int = 1
+    session_timeout: float | None = None
     ollama_host: str | None = None
     qdrant_url: str | None = None
     data_dir: Path = Path(".aimesh")
@@ -175,6 +195,11 @@ class Settings:
     embedded: tuple[str, ...] = ()
 
     @property
+    def broker(self) -> str:
+        """The broker's URL: AIMESH_BROKER_URL, or a Kafka on this machine's default port."""
+        return self.broker_url or DEFAULT_BROKER
+
+    @property
     def memory_path(self) -> Path:
         return self.data_dir / "qdrant"
 
@@ -189,6 +214,10 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             broker_url=_parse(env, "AIMESH_BROKER_URL", None, _kafka_url),
+            broker_kind=_parse(env, "AIMESH_BROKER_KIND", "auto", _broker_kind),
+            exactly_once=_parse(env, "AIMESH_EXACTLY_ONCE", False, _flag),
+            replication=_parse(env, "AIMESH_REPLICATION", 1, _at_least_one),
+            session_timeout=_parse(env, "AIMESH_SESSION_TIMEOUT", None, _positive_float),
             ollama_host=_parse(env, "OLLAMA_HOST", None, _http_url),
             qdrant_url=_parse(env, "AIMESH_QDRANT_URL", None, _http_url),
             data_dir=_parse(env, "AIMESH_DATA_DIR", Path(".aimesh"), Path),

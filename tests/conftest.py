@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +24,40 @@ from aimesh.embedded.broker import free_port, start_tansu, stop
 from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
 
 MAX_FIXES = 2
+KAFKA_TIER = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kafka: needs Apache Kafka (scripts/kafka.sh, Java 17+)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the real-Kafka tier wherever Java can run Kafka; say plainly why when it cannot.
+    Under CI=true a missing tier is an error, not a skip."""
+    tier = [item for item in items if item.get_closest_marker("kafka")]
+    if not tier:
+        return
+    from tests.kafka_cluster import VERSION, unavailable
+
+    reason = unavailable()
+    config.stash[KAFKA_TIER] = f"skipped: {reason}" if reason else f"on (Apache Kafka {VERSION})"
+    if not reason:
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError(f"CI runs the real-Kafka tier, and it cannot run: {reason}")
+    for item in tier:
+        item.add_marker(pytest.mark.skip(reason=f"real-Kafka tier skipped: {reason}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from tests.fault_run import RECOVERY
+
+    if KAFKA_TIER in config.stash:
+        terminalreporter.write_line(f"real-Kafka tier: {config.stash[KAFKA_TIER]}")
+    if RECOVERY:
+        terminalreporter.section("recovery times measured by the fault tests")
+        for line in RECOVERY:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +76,8 @@ def broker_url() -> Iterator[str]:
 class LLMThread:
     """The scripted LLM on its own event loop, so tests may block without starving it."""
 
-    def __init__(self) -> None:
-        self.llm = ScriptedLLM()
+    def __init__(self, delay: float = 0.0) -> None:
+        self.llm = ScriptedLLM(delay)
         self.port = free_port()
         self.host = f"http://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
@@ -61,8 +96,19 @@ class LLMThread:
         self._ready.wait(10)
         return self
 
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+
+    def pause(self) -> None:
+        """Stop answering (connections are refused), as an LLM server that went down."""
+        self._call(self._runner.cleanup())
+
+    def resume(self) -> None:
+        """Answer again on the same port."""
+        self._runner = self._call(serve(self.llm, self.port))
+
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._call(self._runner.cleanup())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -106,6 +152,12 @@ class Worker:
                 pass
             time.sleep(0.3)
         raise AssertionError(f"worker not ready in {timeout} s\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """kill -9 of the worker and everything it started, as when its machine dies."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

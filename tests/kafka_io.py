@@ -36,10 +36,11 @@ def _loads(raw: bytes | None) -> Any:
         return raw.decode("utf-8", errors="replace")
 
 
-async def _read(url: str, topic: str, idle: float) -> list[tuple[Any, Any]]:
+async def _read(url: str, topic: str, idle: float, committed: bool) -> list[tuple[Any, Any]]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=_bootstrap(url), auto_offset_reset="earliest",
         enable_auto_commit=False, group_id=None,
+        isolation_level="read_committed" if committed else "read_uncommitted",
     )  # fmt: skip
     await consumer.start()
     found: list[tuple[Any, Any]] = []
@@ -55,6 +56,9 @@ async def _read(url: str, topic: str, idle: float) -> list[tuple[Any, Any]]:
         await consumer.stop()
 
 
-def read_topic(url: str, topic: str, idle: float = 1.5) -> list[tuple[Any, Any]]:
-    """Every (key, value) on the topic so far, values parsed as JSON."""
-    return asyncio.run(_read(url, topic, idle))
+def read_topic(
+    url: str, topic: str, idle: float = 1.5, committed: bool = False
+) -> list[tuple[Any, Any]]:
+    """Every (key, value) on the topic so far, values parsed as JSON; with `committed`, only
+    what committed transactions wrote (what an exactly-once reader sees)."""
+    return asyncio.run(_read(url, topic, idle, committed))

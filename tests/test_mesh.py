@@ -15,24 +15,7 @@ from aiokafka.partitioner import murmur2
 from aimesh.records import Review, Solution, Task, Verdict
 from tests.conftest import MAX_FIXES, Worker, json_key
 from tests.kafka_io import produce, read_topic
-
-TESTS = "assert add(1, 2) == 3\nassert add(0, 0) == 0\nassert add(-1, 1) == 0"
-
-
-def new_task(marker: str, cycle_id: str | None = None) -> Task:
-    cycle_id = cycle_id or f"{marker.strip('[]')}-{uuid.uuid4().hex[:8]}"
-    title = f"{marker} add two numbers ({cycle_id})"
-    return Task(
-        cycle_id=cycle_id,
-        attempt=1,
-        title=title,
-        description="Return the sum of a and b.",
-        tests=TESTS,
-        function_name="add",
-        signature="def add(a, b):",
-        prompt=f"Task: {title}\nReturn the sum of a and b.\n\nIt must pass these tests:\n{TESTS}",
-        source="test",
-    )
+from tests.mesh_tasks import new_task
 
 
 def same_partition_as(cycle_id: str, partitions: int = 4) -> str:

@@ -8,7 +8,7 @@ from aimesh import services, steps
 from aimesh.agents.guard import handle
 from aimesh.agents.ledger import Ledger
 from aimesh.app import app, settings
-from aimesh.records import Task
+from aimesh.records import Solution, Task
 from aimesh.telemetry import event, metric
 from aimesh.topics import solutions_topic, tasks_topic
 
@@ -17,26 +17,35 @@ AGENT = "consumer"
 ledger = Ledger("consumer_handled")
 
 
-async def solve(task: Task) -> None:
-    """Recall, ask for code, and deliver the solution (awaited, so the ledger may mark it)."""
+async def solve(task: Task) -> Solution:
+    """Recall similar past experiences, then ask the model for code."""
     recalled = await steps.recall(services.memory(), task, settings.memory_k)
     if recalled.error:
         await event(AGENT, "memory_unavailable", cycle_id=task.cycle_id, error=recalled.error)
     elif recalled.memories:
         await metric(AGENT, "memories_recalled", len(recalled.memories), cycle_id=task.cycle_id)
-    solution = await steps.solve(services.llm(), task, recalled.memories)
-    await (await solutions_topic.send(key=task.cycle_id, value=solution))
+    return await steps.solve(services.llm(), task, recalled.memories)
+
+
+async def deliver(solution: Solution) -> None:
+    await (await solutions_topic.send(key=solution.cycle_id, value=solution))
+
+
+async def report(solution: Solution) -> None:
+    cycle_id = solution.cycle_id
     if solution.model:
-        await metric(AGENT, "llm_latency_ms", solution.latency_ms, cycle_id=task.cycle_id)
-        await metric(AGENT, "completion_tokens", solution.completion_tokens, cycle_id=task.cycle_id)
+        await metric(AGENT, "llm_latency_ms", solution.latency_ms, cycle_id=cycle_id)
+        await metric(AGENT, "completion_tokens", solution.completion_tokens, cycle_id=cycle_id)
     if solution.note:
         kind = "llm_error" if not solution.model else "no_code"
-        await event(AGENT, kind, cycle_id=task.cycle_id, note=solution.note[:300])
-    await event(AGENT, "solution_sent", cycle_id=task.cycle_id, attempt=task.attempt)
+        await event(AGENT, kind, cycle_id=cycle_id, note=solution.note[:300])
+    await event(AGENT, "solution_sent", cycle_id=cycle_id, attempt=solution.attempt)
 
 
 async def on_task(task: Task) -> None:
-    await ledger.once(AGENT, task.cycle_id, task.attempt, lambda: solve(task))
+    solution = await ledger.once(AGENT, task.cycle_id, task.attempt, lambda: solve(task), deliver)
+    if solution is not None:
+        await report(solution)
 
 
 @app.agent(tasks_topic, concurrency=settings.llm_concurrency)

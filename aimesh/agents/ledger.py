@@ -1,18 +1,23 @@
 """Which attempt of each cycle an agent has finished, so a redelivered message is skipped.
 
-The table learns of an attempt only once the agent's output is delivered (a crash in between
-means doing the attempt twice, which the agents downstream absorb; the reverse order could lose
-the cycle). Concurrent actors of one worker may hold two copies of one attempt at once, so
-attempts in progress are tracked in memory as well.
+An attempt is prepared (the slow part: memory, the model), then delivered: its output sent and
+the attempt marked finished in the table, together inside a commit-barrier section, so no offset
+commit lands between the two (see `aimesh.commit_barrier`). A crash before the commit means doing
+the attempt again, which the agents downstream absorb; the reverse order could lose the cycle.
+Concurrent actors of one worker may hold two copies of one attempt at once, so attempts in
+progress are tracked in memory as well.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aimesh.app import app, settings
+from aimesh.commit_barrier import commit_barrier
 from aimesh.telemetry import log_event
+
+T = TypeVar("T")
 
 
 class Ledger:
@@ -25,22 +30,25 @@ class Ledger:
     def done(self, cycle_id: str, attempt: int) -> bool:
         return self.table[cycle_id] >= attempt or (cycle_id, attempt) in self._in_progress
 
-    @asynccontextmanager
-    async def working_on(self, cycle_id: str, attempt: int) -> AsyncIterator[None]:
-        """Claim the attempt while the body runs; mark it finished if the body returns."""
-        self._in_progress.add((cycle_id, attempt))
-        try:
-            yield
-            self.table[cycle_id] = attempt
-        finally:
-            self._in_progress.discard((cycle_id, attempt))
-
     async def once(
-        self, agent: str, cycle_id: str, attempt: int, work: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Run `work` unless this attempt is done or under way; say so in telemetry if it is."""
+        self,
+        agent: str,
+        cycle_id: str,
+        attempt: int,
+        prepare: Callable[[], Awaitable[T]],
+        deliver: Callable[[T], Awaitable[None]],
+    ) -> T | None:
+        """Prepare and deliver the attempt unless it is done or under way (then say so in
+        telemetry and return None); return what was delivered."""
         if self.done(cycle_id, attempt):
             await log_event(agent, f"skipped redelivered attempt {attempt}", cycle_id=cycle_id)
-            return
-        async with self.working_on(cycle_id, attempt):
-            await work()
+            return None
+        self._in_progress.add((cycle_id, attempt))
+        try:
+            output = await prepare()
+            async with commit_barrier.section():
+                await deliver(output)
+                self.table[cycle_id] = attempt
+            return output
+        finally:
+            self._in_progress.discard((cycle_id, attempt))

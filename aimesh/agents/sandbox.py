@@ -5,8 +5,10 @@ Pass: the verdict goes to `ai_verified_solutions` and ends the cycle. Fail: the 
 `FIX THIS CODE:` task goes back to `ai_topic`; once it is spent the cycle ends as gave_up.
 
 The budget table, keyed by the root task id, keeps the last decision with its outputs, written
-before they are sent: a redelivered solution gets the same verdict and fix task again (which
-the agents downstream ignore as duplicates) instead of a second, possibly different, judgement.
+and sent inside one commit-barrier section: a redelivered solution gets the same verdict and fix
+task again (which the agents downstream ignore as duplicates) instead of a second, possibly
+different, judgement. In exactly-once mode the decision and its outputs were committed in one
+transaction, so a decided attempt is only skipped: sending again would commit a duplicate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from faust import StreamT
 from aimesh import services, steps
 from aimesh.agents.guard import handle
 from aimesh.app import app, settings
+from aimesh.commit_barrier import commit_barrier
 from aimesh.records import Solution, Task, Verdict
 from aimesh.telemetry import event, log_event, metric
 from aimesh.topics import failed_topic, solutions_topic, tasks_topic, verified_topic
@@ -49,8 +52,9 @@ async def judge(solution: Solution) -> None:
         "verdict": steps.verdict_of(solution, result, decision).asdict(),
         "fix": fix.asdict() if fix else None,
     }
-    retry_budget[cycle_id] = decided
-    await _send(cycle_id, decided)
+    async with commit_barrier.section():
+        retry_budget[cycle_id] = decided
+        await _send(cycle_id, decided)
     await event(AGENT, "verdict", cycle_id=cycle_id, status=result.status)
     if fix:
         await event(AGENT, "retry", cycle_id=cycle_id, attempt=fix.attempt)
@@ -66,14 +70,14 @@ async def judge(solution: Solution) -> None:
 async def on_solution(solution: Solution) -> None:
     state = retry_budget[solution.cycle_id]
     last = state.get("last_attempt", 0)
-    if solution.attempt == last:
-        await _send(solution.cycle_id, state)
-        note = f"re-sent the decision on redelivered attempt {solution.attempt}"
-    elif solution.attempt < last or state.get("outcome"):
-        note = f"skipped redelivered attempt {solution.attempt}"
-    else:
+    if solution.attempt > last and not state.get("outcome"):
         await judge(solution)
         return
+    if solution.attempt == last and not settings.exactly_once:
+        await _send(solution.cycle_id, state)
+        note = f"re-sent the decision on redelivered attempt {solution.attempt}"
+    else:
+        note = f"skipped redelivered attempt {solution.attempt}"
     await log_event(AGENT, note, cycle_id=solution.cycle_id)
 
 

@@ -1,7 +1,8 @@
 """The one way agents reach a language model: the official `ollama` AsyncClient, wrapped.
 
 The wrapper adds what every agent needs and Ollama's client leaves to callers: a latency and token
-account per call, a bounded retry with backoff while the server is unreachable, and one error type.
+account per call, a bounded retry with backoff while the server is unreachable (reported once when
+the outage starts and once when it ends, with its length), and one error type.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,10 @@ DEFAULT_HOST = "http://127.0.0.1:11434"
 
 class LLMError(RuntimeError):
     """The model could not be reached, or refused the request."""
+
+
+# Told "unreachable" (with the error) when an outage starts, "recovered" (with its seconds) after.
+OutageReport = Callable[[str, float, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -49,11 +55,14 @@ class LLM:
         *,
         timeout: float = 300.0,
         retry_for: float = 60.0,
+        on_outage: OutageReport | None = None,
     ) -> None:
         self.host = host or DEFAULT_HOST
         self.chat_model = chat_model
         self.embed_model = embed_model
         self.retry_for = retry_for
+        self.on_outage = on_outage
+        self._down_since: float | None = None
         self._client = ollama.AsyncClient(host=self.host, timeout=timeout)
 
     async def chat(
@@ -90,15 +99,31 @@ class LLM:
         delay = 0.5
         while True:
             try:
-                return await call(**kwargs)
+                answer = await call(**kwargs)
             except ollama.ResponseError as exc:
                 raise LLMError(
                     f"{kwargs.get('model')}: {exc.error} (HTTP {exc.status_code})"
                 ) from exc
             except (ConnectionError, httpx.TransportError) as exc:
+                await self._outage_started(exc)
                 if time.monotonic() + delay > deadline:
                     raise LLMError(f"no LLM answered at {self.host}: {exc!r}") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 8.0)
             except Exception as exc:  # e.g. a reply the client cannot parse: still the LLM's fault
                 raise LLMError(f"{kwargs.get('model')}: {type(exc).__name__}: {exc}") from exc
+            else:
+                await self._outage_ended()
+                return answer
+
+    async def _outage_started(self, exc: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            if self.on_outage:
+                await self.on_outage("unreachable", 0.0, f"{self.host}: {exc!r}"[:300])
+
+    async def _outage_ended(self) -> None:
+        if self._down_since is not None:
+            seconds, self._down_since = time.monotonic() - self._down_since, None
+            if self.on_outage:
+                await self.on_outage("recovered", seconds, self.host)

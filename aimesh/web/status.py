@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import httpx
 
 from aimesh import services
-from aimesh.app import app, settings
+from aimesh.app import app, broker, settings
 from aimesh.llm.client import DEFAULT_HOST
 from aimesh.sandbox import SandboxUnavailable, active_layers
 from aimesh.settings import first_host_port
@@ -35,13 +35,24 @@ async def _http_reachable(url: str) -> bool:
         return False
 
 
+def assigned_partitions() -> dict[str, list[int]]:
+    """This worker's share of the work: the partitions of each topic it consumes now."""
+    assigned: dict[str, list[int]] = {}
+    for tp in app.consumer.assignment() if app.consumer else ():
+        assigned.setdefault(tp.topic, []).append(tp.partition)
+    return {topic: sorted(numbers) for topic, numbers in sorted(assigned.items())}
+
+
 async def broker_state() -> dict[str, Any]:
-    url = str(app.conf.broker[0]) if app.conf.broker else ""
-    host, port = first_host_port(url or "kafka://127.0.0.1:9092")
+    host, port = first_host_port(settings.broker)
     return {
-        "url": url,
+        "url": settings.broker,
+        "kind": broker.kind,
+        "kind_reason": broker.reason,
+        "processing_guarantee": app.conf.processing_guarantee.value,
         "embedded": "broker" in settings.embedded,
         "reachable": await _tcp_reachable(host, port),
+        "assigned": assigned_partitions(),
     }
 
 

@@ -1,0 +1,126 @@
+"""Which broker the mesh talks to, and the Faust settings that follow from it.
+
+Tansu, the embedded development broker, needs workarounds (DESIGN.md, section 2): one record per
+produce batch so table recovery is exact, short session timeouts because a stopped member
+lingers, no standby tables. Apache Kafka gets Faust's defaults. A broker is taken for Tansu when it
+was started embedded, when AIMESH_BROKER_KIND says so, or when it does not offer the APIs that
+transactions need (Tansu lacks WriteTxnMarkers); the same check refuses exactly-once mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from aimesh.settings import ConfigError, Settings, bootstrap_servers
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS = 18
+# What a transactional producer and the broker's commit path use: InitProducerId,
+# AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, WriteTxnMarkers, TxnOffsetCommit.
+TRANSACTION_APIS = {22: "InitProducerId", 24: "AddPartitionsToTxn", 25: "AddOffsetsToTxn",
+                    26: "EndTxn", 27: "WriteTxnMarkers", 28: "TxnOffsetCommit"}  # fmt: skip
+
+TANSU_WORKAROUNDS: dict[str, Any] = {
+    "producer_max_batch_size": 1,
+    "broker_session_timeout": 10,
+    "broker_rebalance_timeout": 10,
+    "broker_heartbeat_interval": 3,
+    "table_standby_replicas": 0,
+}
+
+
+class BrokerUnreachable(OSError):
+    """No bootstrap server answered the version probe."""
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
+
+
+def api_versions(host: str, port: int, timeout: float = 2.0) -> set[int]:
+    """The API keys a broker offers (ApiVersions v0, which every Kafka-protocol broker answers)."""
+    client_id = b"aimesh-probe"
+    request = struct.pack(">hhih", API_VERSIONS, 0, 1, len(client_id)) + client_id
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        (size,) = struct.unpack(">i", _read_exactly(sock, 4))
+        body = _read_exactly(sock, size)
+    _, error, count = struct.unpack(">ihi", body[:10])
+    if error:
+        raise ConnectionError(f"ApiVersions answered error code {error}")
+    return {struct.unpack(">h", body[10 + 6 * i : 12 + 6 * i])[0] for i in range(count)}
+
+
+def probe(url: str, timeout: float = 2.0) -> set[int]:
+    """ApiVersions from the first bootstrap server that answers."""
+    errors = []
+    for host, port in bootstrap_servers(url):
+        try:
+            return api_versions(host, port, timeout)
+        except (OSError, struct.error) as exc:
+            errors.append(f"{host}:{port}: {exc}")
+    raise BrokerUnreachable("; ".join(errors))
+
+
+def missing_transaction_apis(keys: set[int]) -> list[str]:
+    return [name for key, name in TRANSACTION_APIS.items() if key not in keys]
+
+
+@dataclass(frozen=True)
+class BrokerProfile:
+    """The broker's kind, why it was judged so, and whether it offers transactions."""
+
+    kind: str  # "kafka" or "tansu"
+    reason: str
+    transactions: bool
+
+    def faust_options(self, settings: Settings) -> dict[str, Any]:
+        """App settings for this broker; raise ConfigError when exactly-once cannot work."""
+        options: dict[str, Any] = {"topic_replication_factor": settings.replication}
+        if self.kind == "tansu":
+            options.update(TANSU_WORKAROUNDS)
+        if settings.session_timeout:
+            options.update(
+                broker_session_timeout=settings.session_timeout,
+                broker_rebalance_timeout=settings.session_timeout,
+                broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+            )
+        if settings.exactly_once:
+            if not self.transactions:
+                raise ConfigError(
+                    "AIMESH_EXACTLY_ONCE=1 needs a broker with transactions, and this one has "
+                    f"none ({self.reason}); point AIMESH_BROKER_URL at Apache Kafka, or unset it"
+                )
+            options["processing_guarantee"] = "exactly_once"
+        return options
+
+
+def detect(settings: Settings) -> BrokerProfile:
+    """Judge the broker: configured kind, embedded Tansu, or what its ApiVersions show."""
+    if settings.broker_kind != "auto":
+        kind = settings.broker_kind
+        return BrokerProfile(kind, f"AIMESH_BROKER_KIND={kind}", transactions=kind == "kafka")
+    if "broker" in settings.embedded:
+        return BrokerProfile("tansu", "the embedded Tansu broker", transactions=False)
+    url = settings.broker
+    try:
+        keys = probe(url)
+    except BrokerUnreachable as exc:
+        log.warning("broker %s did not answer (%s); using Kafka's settings", url, exc)
+        return BrokerProfile("kafka", f"{url} did not answer; assumed Apache Kafka", True)
+    missing = missing_transaction_apis(keys)
+    if missing:
+        reason = f"{url} lacks {', '.join(missing)}, as Tansu does"
+        return BrokerProfile("tansu", reason, transactions=False)
+    return BrokerProfile("kafka", f"{url} offers Kafka's transaction APIs", transactions=True)

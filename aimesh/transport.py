@@ -1,0 +1,46 @@
+"""Faust's Kafka transport with two fixes: a partition nobody committed yet is read from its
+start, and a commit waits for agents' open output sections (`commit_barrier`).
+
+After a rebalance Faust recovers its tables while the fetcher already runs, drops what was fetched
+meanwhile, and then "seeks to the committed offsets". aiokafka's `seek_to_committed` skips
+partitions without a committed offset (or at 0), so the records fetched during recovery are gone
+for good: a worker killed before its first commit came back, recovered, and never processed the
+tasks it had been given (seen in tests/test_faults.py, on Tansu and on Kafka; faust-streaming
+issues #216 and #596 describe the same race). With `auto_offset_reset="earliest"` a partition
+without a commit should be read from its beginning, so this consumer seeks there explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
+
+from aimesh.commit_barrier import commit_barrier
+
+
+def _is_changelog(topic: str) -> bool:
+    """Faust's own topics, which table recovery positions itself."""
+    return topic.endswith("-changelog") or "-__assignor-" in topic
+
+
+class Consumer(driver.Consumer):
+    async def _commit_offsets(self, offsets: Mapping[TP, int], *args: Any, **kwargs: Any) -> bool:
+        async with commit_barrier.exclusive():
+            return bool(await super()._commit_offsets(offsets, *args, **kwargs))
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        never_committed = [
+            tp for tp, offset in committed.items() if not offset and not _is_changelog(tp.topic)
+        ]
+        if never_committed:
+            self.log.info("reading %d uncommitted partitions from the start", len(never_committed))
+            await self._thread.seek_to_beginning(*never_committed)
+        return committed
+
+
+class Transport(driver.Transport):
+    Consumer: Any = Consumer

@@ -1,0 +1,74 @@
+"""The broker profile: which broker the mesh talks to, judged from its ApiVersions, and the Faust
+settings and exactly-once refusal that follow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aimesh.broker_profile import TANSU_WORKAROUNDS, BrokerProfile, api_versions, detect
+from aimesh.embedded.broker import free_port
+from aimesh.settings import ConfigError, Settings, first_host_port
+from tests.kafka_cluster import KafkaCluster
+
+
+def test_tansu_is_recognised_by_its_missing_transaction_apis(broker_url):
+    keys = api_versions(*first_host_port(broker_url))
+    assert 18 in keys and 27 not in keys  # ApiVersions yes, WriteTxnMarkers no
+    profile = detect(Settings(broker_url=broker_url))
+    assert profile.kind == "tansu" and not profile.transactions
+    assert "WriteTxnMarkers" in profile.reason
+
+
+@pytest.mark.kafka
+def test_apache_kafka_is_recognised_and_offers_transactions(tmp_path: Path):
+    cluster = KafkaCluster(tmp_path / "kafka").start()
+    try:
+        profile = detect(Settings(broker_url=cluster.url))
+    finally:
+        cluster.stop()
+    assert (profile.kind, profile.transactions) == ("kafka", True)
+
+
+def test_configured_and_embedded_kinds_need_no_probe():
+    unreachable = f"kafka://127.0.0.1:{free_port()}"
+    assert detect(Settings(broker_url=unreachable, broker_kind="tansu")).kind == "tansu"
+    assert detect(Settings(broker_url=unreachable, embedded=("broker",))).kind == "tansu"
+    assumed = detect(Settings(broker_url=unreachable))
+    assert assumed.kind == "kafka" and "did not answer" in assumed.reason
+
+
+def test_workarounds_only_on_tansu_and_defaults_on_kafka():
+    settings = Settings(replication=3)
+    tansu = BrokerProfile("tansu", "test", transactions=False).faust_options(settings)
+    kafka = BrokerProfile("kafka", "test", transactions=True).faust_options(settings)
+    assert TANSU_WORKAROUNDS.items() <= tansu.items()
+    assert kafka == {"topic_replication_factor": 3}
+
+
+def test_session_timeout_and_exactly_once_on_kafka():
+    settings = Settings(session_timeout=9.0, exactly_once=True)
+    options = BrokerProfile("kafka", "test", transactions=True).faust_options(settings)
+    assert options["processing_guarantee"] == "exactly_once"
+    assert options["broker_session_timeout"] == options["broker_rebalance_timeout"] == 9.0
+    assert options["broker_heartbeat_interval"] == 3.0
+
+
+def test_exactly_once_without_transactions_is_a_clear_error():
+    profile = BrokerProfile("tansu", "it lacks WriteTxnMarkers", transactions=False)
+    with pytest.raises(ConfigError, match="AIMESH_EXACTLY_ONCE=1 needs a broker with transactions"):
+        profile.faust_options(Settings(exactly_once=True))
+
+
+def test_broker_settings_are_read_and_checked():
+    env = {"AIMESH_BROKER_KIND": "Kafka", "AIMESH_EXACTLY_ONCE": "1", "AIMESH_REPLICATION": "3",
+           "AIMESH_SESSION_TIMEOUT": "12.5"}  # fmt: skip
+    settings = Settings.from_env(env)
+    assert (settings.broker_kind, settings.exactly_once) == ("kafka", True)
+    assert (settings.replication, settings.session_timeout) == (3, 12.5)
+    bad_values = {"AIMESH_BROKER_KIND": "redpanda", "AIMESH_REPLICATION": "0",
+                  "AIMESH_SESSION_TIMEOUT": "-1", "AIMESH_EXACTLY_ONCE": "maybe"}  # fmt: skip
+    for name, bad in bad_values.items():
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: bad})
