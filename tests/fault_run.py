@@ -17,6 +17,7 @@ import httpx
 import pandas as pd
 
 from aimesh.embedded.broker import free_port
+from aimesh.records import Task
 from tests.conftest import MAX_FIXES, Worker, json_key, worker_env
 from tests.kafka_io import produce
 from tests.mesh_tasks import new_task
@@ -42,10 +43,18 @@ class MeshRun:
         self.llm_host = llm_host
         self.env = env
         self.tables = root / "tables"
-        markers = itertools.islice(itertools.cycle(EXPECTED), cycles)
-        self.tasks = [new_task(marker) for marker in markers]
-        self.markers = {task.cycle_id: task.title.split()[0] for task in self.tasks}
+        self.tasks: list[Task] = []
+        self.markers: dict[str, str] = {}
+        self.plan(cycles)
         self.workers: list[Worker] = []
+
+    def plan(self, cycles: int) -> list[Task]:
+        """Add `cycles` more planned cycles, a third of each kind; return them."""
+        markers = itertools.islice(itertools.cycle(EXPECTED), cycles)
+        tasks = [new_task(marker) for marker in markers]
+        self.tasks += tasks
+        self.markers |= {task.cycle_id: task.title.split()[0] for task in tasks}
+        return tasks
 
     def add_worker(self) -> Worker:
         """Start one more worker of the same app (own data dir and port, shared tables)."""
@@ -59,8 +68,10 @@ class MeshRun:
         self.workers.append(worker)
         return worker
 
-    def send(self) -> None:
-        messages = [(json_key(task.cycle_id), task.dumps()) for task in self.tasks]
+    def send(self, tasks: list[Task] | None = None) -> None:
+        """Send the given tasks (all planned ones by default) to `ai_topic`."""
+        tasks = self.tasks if tasks is None else tasks
+        messages = [(json_key(task.cycle_id), task.dumps()) for task in tasks]
         produce(self.broker_url, "ai_topic", *messages)
 
     def _frame(self, name: str) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 def _bootstrap(url: str) -> str:
@@ -62,3 +63,18 @@ def read_topic(
     """Every (key, value) on the topic so far, values parsed as JSON; with `committed`, only
     what committed transactions wrote (what an exactly-once reader sees)."""
     return asyncio.run(_read(url, topic, idle, committed))
+
+
+async def _replicas(url: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(url))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return [len(partition["replicas"]) for partition in described["partitions"]]
+
+
+def replica_counts(url: str, topic: str) -> list[int]:
+    """How many replicas each partition of the topic has."""
+    return asyncio.run(_replicas(url, topic))

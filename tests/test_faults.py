@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from aimesh.embedded.broker import free_port, start_tansu, stop
-from tests.conftest import LLMThread, worker_env
+from tests.conftest import LLMThread, Worker, worker_env
 from tests.fault_run import EXPECTED, MeshRun, record_recovery
 from tests.kafka_cluster import KafkaCluster
-from tests.kafka_io import read_topic
+from tests.kafka_io import read_topic, replica_counts
 
 CYCLES = 12
 LLM_DELAY_S = 0.2  # per chat: long enough for a fault to land mid-run
@@ -101,39 +101,45 @@ def test_a_worker_killed_mid_run_restarts_and_finishes_every_cycle_once(broker, 
     resumed = run.wait_progress()
     total = run.wait_finished()
     run.check()
-    record_recovery("kill -9, restart", broker.kind, first_row_after_restart=resumed, rest=total)
+    record_recovery(
+        "kill -9, restart", broker.kind, first_row_after_restart=resumed, then_all_done=total
+    )
 
 
 def test_two_workers_share_the_work_take_over_and_rebalance(broker, run_factory):
     run = run_factory(broker, **FAST_FAILOVER)
     first, second = run.add_worker(), run.add_worker()
-    run.wait_for(
-        "both workers hold partitions", lambda: run.assigned(first) and run.assigned(second), 60
-    )
-    assert sorted(run.assigned(first) + run.assigned(second)) == [0, 1, 2, 3]
+    run.wait_for("both hold partitions", lambda: _split(run, first, second), 60)
     run.send()
     _mid_run(run)
     second.kill()
-    takeover = run.wait_for(
-        "the survivor holds every partition", lambda: run.assigned(first) == [0, 1, 2, 3], 90
-    )
+    takeover = run.wait_for("the survivor holds all", lambda: run.assigned(first) == ALL, 90)
+    run.wait_finished()
     second.start()
-    back = run.wait_for(
-        "both hold partitions again", lambda: run.assigned(first) and run.assigned(second), 90
-    )
-    assert sorted(run.assigned(first) + run.assigned(second)) == [0, 1, 2, 3]
-    total = run.wait_finished()
+    back = run.wait_for("both hold partitions again", lambda: _split(run, first, second), 90)
+    chats_before = _chats(second)
+    more = run.plan(CYCLES)
+    run.send(more)
+    finished = run.wait_finished()
     run.check()
-    handled = {w.root.name: _solutions_sent(w) for w in (first, second)}
-    assert all(handled.values()), f"a worker processed nothing: {handled}"
+    assert _chats(first) and _chats(second) > chats_before, "a worker got none of the new work"
     record_recovery(
         "two workers, one killed", broker.kind, takeover=takeover, rebalance_after_return=back,
-        rest=total,
+        second_batch_done=finished,
     )  # fmt: skip
 
 
-def _solutions_sent(worker) -> int:
-    """How many chats this worker had with the LLM (both its lives), from its log of requests."""
+ALL = [0, 1, 2, 3]
+
+
+def _split(run: MeshRun, first: Worker, second: Worker) -> bool:
+    """Both workers hold some partitions of ai_topic, together all of them."""
+    mine, theirs = run.assigned(first), run.assigned(second)
+    return bool(mine and theirs) and sorted(mine + theirs) == ALL
+
+
+def _chats(worker: Worker) -> int:
+    """How many chats this worker has had with the LLM (all its lives), from its request log."""
     return worker.log.read_text(errors="replace").count("/api/chat")
 
 
@@ -149,7 +155,9 @@ def test_workers_ride_out_a_broker_restart(kafka, run_factory):
     resumed = run.wait_progress()
     total = run.wait_finished()
     run.check()
-    record_recovery("broker kill -9, 5 s down", "kafka", first_row_after_return=resumed, rest=total)
+    record_recovery(
+        "broker kill -9, 5 s down", "kafka", first_row_after_return=resumed, then_all_done=total
+    )
 
 
 @pytest.mark.kafka
@@ -159,11 +167,15 @@ def test_a_three_broker_cluster_loses_a_broker_and_nothing_is_lost(tmp_path, run
         run.add_worker()
         run.send()
         _mid_run(run)
+        for topic in ("ai_topic", "ai_solutions", "aimesh-retry_budget-changelog"):
+            assert replica_counts(kafka3.url, topic) == [3, 3, 3, 3], topic
         kafka3.cluster.kill_broker(2)
         resumed = run.wait_progress()
         total = run.wait_finished()
         run.check()
-        record_recovery("1 of 3 brokers killed", "kafka", first_row_after_kill=resumed, rest=total)
+        record_recovery(
+            "1 of 3 brokers killed", "kafka", first_row_after_kill=resumed, then_all_done=total
+        )
 
 
 def _keys(url: str, topic: str) -> Counter:
@@ -190,7 +202,9 @@ def test_exactly_once_leaves_no_duplicate_after_a_kill(kafka, run_factory):
     fixes = Counter({key: seen for key, seen in _keys(kafka.url, "ai_topic").items() if key[1] > 1})
     planned = sum(EXPECTED[marker][0] - 1 for marker in run.markers.values())
     assert set(fixes.values()) == {1} and len(fixes) == planned, fixes
-    record_recovery("exactly-once, kill -9", "kafka", first_row_after_restart=resumed, rest=total)
+    record_recovery(
+        "exactly-once, kill -9", "kafka", first_row_after_restart=resumed, then_all_done=total
+    )
 
 
 def test_exactly_once_is_refused_with_a_clear_error_on_tansu(tmp_path, llm):
@@ -226,4 +240,6 @@ def test_an_llm_outage_of_30_s_is_ridden_out_and_shown_in_telemetry(broker, run_
     assert "llm_unreachable" in messages and "llm_recovered" in messages, messages
     seconds = max(t["value"] for t in outage if t["message"] == "llm_recovered")
     assert 25 <= seconds <= time.monotonic() - down, seconds
-    record_recovery("LLM down 30 s", broker.kind, first_row_after_return=resumed, rest=total)
+    record_recovery(
+        "LLM down 30 s", broker.kind, first_row_after_return=resumed, then_all_done=total
+    )
