@@ -109,6 +109,8 @@ def test_the_header_shows_parts_and_sandbox_layers_and_telemetry_filters(
     }
     assert set(parts) == {"broker", "llm", "memory", "sandbox"}
     assert all("up" in p.get_attribute("class") for p in parts.values())
+    broker = parts["broker"].text  # kind and guarantee: Tansu, or Kafka via AIMESH_TEST_BROKER_URL
+    assert "tansu, at-least-once" in broker or "kafka, at-least-once" in broker, broker
     assert "seccomp" in browser.find_element(By.ID, "layers").text
     agent = browser.find_element(By.ID, "filter-agent")
     _wait(

@@ -37,8 +37,11 @@ async function refreshStatus() {
     li.className = `part ${part.reachable ? "up" : "down"}`;
     li.dataset.part = name;
     const where = name === "sandbox" ? "" : part.embedded ? " embedded" : " external";
-    li.appendChild(text(`${name}${where}${part.reachable ? "" : " (unreachable)"}`));
-    li.title = part.error || part.url || part.host || "";
+    // The broker's kind decides its settings, and the guarantee what a crash can repeat.
+    const kind = part.kind ? ` ${part.kind}, ${part.processing_guarantee.replace(/_/g, "-")}` : "";
+    li.appendChild(text(`${name}${where}${kind}${part.reachable ? "" : " (unreachable)"}`));
+    li.title = part.error || (part.kind_reason ? `${part.url}: ${part.kind_reason}` : "") ||
+      part.url || part.host || "";
     return li;
   });
   $("parts").replaceChildren(...items);
