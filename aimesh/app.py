@@ -10,6 +10,7 @@ import faust
 
 from aimesh.broker_profile import detect
 from aimesh.deadletter import DeadLetteringTopic
+from aimesh.durable_table import DurableTable
 from aimesh.settings import Settings
 from aimesh.transport import Transport
 
@@ -23,6 +24,7 @@ app = faust.App(
     autodiscover=["aimesh.agents", "aimesh.web"],
     origin="aimesh",
     Topic=DeadLetteringTopic,
+    Table=DurableTable,
     key_serializer="json",
     value_serializer="json",
     store="memory://",

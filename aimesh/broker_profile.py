@@ -4,7 +4,9 @@ Tansu, the embedded development broker, needs workarounds (DESIGN.md, section 2)
 produce batch so table recovery is exact, short session timeouts because a stopped member
 lingers, no standby tables. Apache Kafka gets Faust's defaults. A broker is taken for Tansu when it
 was started embedded, when AIMESH_BROKER_KIND says so, or when it does not offer the APIs that
-transactions need (Tansu lacks WriteTxnMarkers); the same check refuses exactly-once mode.
+transactions need (Tansu lacks WriteTxnMarkers); the same check refuses exactly-once mode. A
+broker that does not answer the probe gets the workarounds too: they cost some speed on Kafka,
+and leaving them out on Tansu would lose table rows.
 """
 
 from __future__ import annotations
@@ -81,14 +83,14 @@ def missing_transaction_apis(keys: set[int]) -> list[str]:
 class BrokerProfile:
     """The broker's kind, why it was judged so, and whether it offers transactions."""
 
-    kind: str  # "kafka" or "tansu"
+    kind: str  # "kafka", "tansu", or "unknown" (the probe failed: Tansu's settings, safe anywhere)
     reason: str
     transactions: bool
 
     def faust_options(self, settings: Settings) -> dict[str, Any]:
         """App settings for this broker; raise ConfigError when exactly-once cannot work."""
         options: dict[str, Any] = {"topic_replication_factor": settings.replication}
-        if self.kind == "tansu":
+        if self.kind != "kafka":
             options.update(TANSU_WORKAROUNDS)
         if settings.session_timeout:
             options.update(
@@ -117,8 +119,9 @@ def detect(settings: Settings) -> BrokerProfile:
     try:
         keys = probe(url)
     except BrokerUnreachable as exc:
-        log.warning("broker %s did not answer (%s); using Kafka's settings", url, exc)
-        return BrokerProfile("kafka", f"{url} did not answer; assumed Apache Kafka", True)
+        log.warning("broker %s did not answer (%s); using settings safe on any broker", url, exc)
+        reason = f"{url} did not answer the probe; AIMESH_BROKER_KIND=kafka skips it"
+        return BrokerProfile("unknown", reason, transactions=False)
     missing = missing_transaction_apis(keys)
     if missing:
         reason = f"{url} lacks {', '.join(missing)}, as Tansu does"

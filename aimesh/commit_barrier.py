@@ -5,6 +5,7 @@ neither committed: outputs without the record mean a replay sends them twice (a 
 duplicate even in exactly-once mode, where Faust's periodic commit takes whatever was produced so
 far); the record without the outputs would lose them. Agents run such pairs inside `section()`;
 the consumer commits inside `exclusive()`, which waits for open sections and holds new ones back.
+State changes never await, so a cancelled waiter cannot leave the barrier shut.
 """
 
 from __future__ import annotations
@@ -20,40 +21,48 @@ class CommitBarrier:
     def __init__(self) -> None:
         self._open = 0
         self._committing = False
-        self._changed: asyncio.Condition | None = None
+        self._events: tuple[asyncio.Event, asyncio.Event] | None = None
 
-    def _condition(self) -> asyncio.Condition:
-        # Created on first use, inside the worker's running loop.
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        return self._changed
+    def _state(self) -> tuple[asyncio.Event, asyncio.Event]:
+        """(no commit running, no section open); made on first use, in the worker's loop."""
+        if self._events is None:
+            no_commit, no_section = asyncio.Event(), asyncio.Event()
+            no_commit.set()
+            no_section.set()
+            self._events = (no_commit, no_section)
+        return self._events
+
+    async def _wait_for_no_commit(self) -> None:
+        no_commit, _ = self._state()
+        while self._committing:
+            await no_commit.wait()
 
     @asynccontextmanager
     async def section(self) -> AsyncIterator[None]:
-        changed = self._condition()
-        async with changed:
-            await changed.wait_for(lambda: not self._committing)
-            self._open += 1
+        _, no_section = self._state()
+        await self._wait_for_no_commit()
+        self._open += 1
+        no_section.clear()
         try:
             yield
         finally:
-            async with changed:
-                self._open -= 1
-                changed.notify_all()
+            self._open -= 1
+            if not self._open:
+                no_section.set()
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
-        changed = self._condition()
-        async with changed:
-            await changed.wait_for(lambda: not self._committing)
-            self._committing = True
-            await changed.wait_for(lambda: self._open == 0)
+        no_commit, no_section = self._state()
+        await self._wait_for_no_commit()
+        self._committing = True
+        no_commit.clear()
         try:
+            while self._open:
+                await no_section.wait()
             yield
         finally:
-            async with changed:
-                self._committing = False
-                changed.notify_all()
+            self._committing = False
+            no_commit.set()
 
 
 commit_barrier = CommitBarrier()

@@ -123,6 +123,14 @@ def first_host_port(kafka_url: str) -> tuple[str, int]:
     return bootstrap_servers(kafka_url)[0]
 
 
+def _session_timeout(raw: str) -> float:
+    """Kafka brokers accept group session timeouts from 6 s to 30 min by default."""
+    value = float(raw)
+    if not 6 <= value <= 1800:
+        raise ValueError("must be seconds from 6 to 1800")
+    return value
+
+
 def _broker_kind(raw: str) -> str:
     kind = raw.lower()
     if kind not in ("auto", "kafka", "tansu"):
@@ -217,7 +225,7 @@ class Settings:
             broker_kind=_parse(env, "AIMESH_BROKER_KIND", "auto", _broker_kind),
             exactly_once=_parse(env, "AIMESH_EXACTLY_ONCE", False, _flag),
             replication=_parse(env, "AIMESH_REPLICATION", 1, _at_least_one),
-            session_timeout=_parse(env, "AIMESH_SESSION_TIMEOUT", None, _positive_float),
+            session_timeout=_parse(env, "AIMESH_SESSION_TIMEOUT", None, _session_timeout),
             ollama_host=_parse(env, "OLLAMA_HOST", None, _http_url),
             qdrant_url=_parse(env, "AIMESH_QDRANT_URL", None, _http_url),
             data_dir=_parse(env, "AIMESH_DATA_DIR", Path(".aimesh"), Path),

@@ -1,6 +1,7 @@
 """Structured telemetry to `ai_telemetry`, in exactly the seed schema.
 
-Telemetry must never take an agent down: a failure to publish is logged and forgotten.
+Telemetry must never take an agent down: a failure to publish is logged and forgotten. It is sent
+outside transactions (`plain_send`): it reports on work, it is not the work's output.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aimesh.plain_send import send_plain
 from aimesh.records import Telemetry, now
 from aimesh.topics import telemetry_topic
 
@@ -30,7 +32,7 @@ async def emit(
         agent=agent, type=type, message=message, value=value, timestamp=now(), extra=extra
     )
     try:
-        await telemetry_topic.send(key=cycle_id or agent, value=record)
+        await send_plain(telemetry_topic, cycle_id or agent, record)
     except Exception:  # telemetry is best effort by design
         log.exception("telemetry from %s could not be published", agent)
 

@@ -15,15 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
 from aimesh.commit_barrier import commit_barrier
-
-
-def _is_changelog(topic: str) -> bool:
-    """Faust's own topics, which table recovery positions itself."""
-    return topic.endswith("-changelog") or "-__assignor-" in topic
 
 
 class Consumer(driver.Consumer):
@@ -34,11 +30,16 @@ class Consumer(driver.Consumer):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
         never_committed = [
-            tp for tp, offset in committed.items() if not offset and not _is_changelog(tp.topic)
+            tp
+            for tp, offset in committed.items()
+            if not offset and not self._is_changelog_tp(tp) and "-__assignor-" not in tp.topic
         ]
         if never_committed:
             self.log.info("reading %d uncommitted partitions from the start", len(never_committed))
-            await self._thread.seek_to_beginning(*never_committed)
+            try:
+                await self._thread.seek_to_beginning(*never_committed)
+            except IllegalStateError as exc:  # revoked meanwhile: the next assignment seeks again
+                self.log.warning("could not rewind uncommitted partitions: %s", exc)
         return committed
 
 

@@ -41,3 +41,28 @@ async def test_sections_run_side_by_side_without_a_commit():
             assert len(inside) == 3  # all three are in at once
 
     await asyncio.gather(agent(), agent(), agent())
+
+
+async def test_a_cancelled_commit_leaves_the_barrier_open():
+    barrier = CommitBarrier()
+    entered = asyncio.Event()
+
+    async def long_section() -> None:
+        async with barrier.section():
+            entered.set()
+            await asyncio.sleep(0.2)
+
+    async def commit() -> None:
+        async with barrier.exclusive():
+            pass
+
+    holder = asyncio.create_task(long_section())
+    await entered.wait()
+    waiting = asyncio.create_task(commit())
+    await asyncio.sleep(0.02)
+    waiting.cancel()  # Faust may cancel a commit that waits
+    await asyncio.gather(waiting, return_exceptions=True)
+    async with barrier.section():  # not held back by the cancelled commit
+        pass
+    await holder
+    await asyncio.wait_for(commit(), 1)

@@ -91,8 +91,9 @@ def _mid_run(run: MeshRun) -> None:
     assert run.finished() < len(run.tasks) - 2, "the run ended before the fault; slow the LLM"
 
 
-def test_a_worker_killed_mid_run_restarts_and_finishes_every_cycle_once(broker, run_factory):
-    run = run_factory(broker, **FAST_FAILOVER)
+def _kill_mid_run_and_restart(run: MeshRun) -> tuple[float, float]:
+    """One worker, killed with -9 mid-run and started again; the run checked at its end.
+    Returns the seconds from the restart to the first new row, and from there to the end."""
     worker = run.add_worker()
     run.send()
     _mid_run(run)
@@ -101,6 +102,11 @@ def test_a_worker_killed_mid_run_restarts_and_finishes_every_cycle_once(broker, 
     resumed = run.wait_progress()
     total = run.wait_finished()
     run.check()
+    return resumed, total
+
+
+def test_a_worker_killed_mid_run_restarts_and_finishes_every_cycle_once(broker, run_factory):
+    resumed, total = _kill_mid_run_and_restart(run_factory(broker, **FAST_FAILOVER))
     record_recovery(
         "kill -9, restart", broker.kind, first_row_after_restart=resumed, then_all_done=total
     )
@@ -187,14 +193,7 @@ def _keys(url: str, topic: str) -> Counter:
 @pytest.mark.kafka
 def test_exactly_once_leaves_no_duplicate_after_a_kill(kafka, run_factory):
     run = run_factory(kafka, AIMESH_EXACTLY_ONCE="1", **FAST_FAILOVER)
-    worker = run.add_worker()
-    run.send()
-    _mid_run(run)
-    worker.kill()
-    worker.start()
-    resumed = run.wait_progress()
-    total = run.wait_finished()
-    run.check()
+    resumed, total = _kill_mid_run_and_restart(run)
     for topic in ("ai_solutions", "ai_reviews", "ai_verified_solutions", "ai_failed_solutions"):
         counted = _keys(kafka.url, topic)
         twice = [key for key, seen in counted.items() if seen > 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import textwrap
 import time
 from pathlib import Path
@@ -228,3 +229,18 @@ async def test_servers_are_pinned_to_cores_of_their_own_when_there_is_one_each()
             assert sorted(next(iter(cpus)) for cpus in found) == cores
         else:
             assert all(sorted(cpus) == cores for cpus in found)
+
+
+def test_bases_left_by_a_killed_engine_are_removed_and_live_ones_kept(tmp_path):
+    from aimesh.sandbox.forkserver import remove_stale_bases
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"aimesh-sandbox-{dead.pid}-abc"
+    (stale / "run-1").mkdir(parents=True)
+    (stale / "run-1" / "left.txt").write_text("x")
+    stale.chmod(0o500)  # as the server leaves its base
+    live = tmp_path / f"aimesh-sandbox-{os.getpid()}-def"
+    live.mkdir()
+    assert remove_stale_bases(str(tmp_path)) == 1
+    assert not stale.exists() and live.exists()

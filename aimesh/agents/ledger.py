@@ -11,10 +11,11 @@ progress are tracked in memory as well.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from aimesh.app import app, settings
 from aimesh.commit_barrier import commit_barrier
+from aimesh.durable_table import DurableTable
 from aimesh.telemetry import log_event
 
 T = TypeVar("T")
@@ -24,7 +25,9 @@ class Ledger:
     """A table of the last finished attempt per cycle, plus the attempts in progress."""
 
     def __init__(self, name: str) -> None:
-        self.table = app.Table(name, default=int, partitions=settings.partitions)
+        self.table = cast(
+            DurableTable, app.Table(name, default=int, partitions=settings.partitions)
+        )
         self._in_progress: set[tuple[str, int]] = set()
 
     def done(self, cycle_id: str, attempt: int) -> bool:
@@ -49,6 +52,7 @@ class Ledger:
             async with commit_barrier.section():
                 await deliver(output)
                 self.table[cycle_id] = attempt
+                await self.table.written()
             return output
         finally:
             self._in_progress.discard((cycle_id, attempt))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from aimesh import prompts, services
 from aimesh.app import app, settings
 from aimesh.llm.client import LLMError
+from aimesh.plain_send import send_plain
 from aimesh.records import Task, now
 from aimesh.tasksource import HUMANEVAL, TaskSpec, invented_task, read_tasks
 from aimesh.telemetry import event, log_event, metric
@@ -100,6 +101,6 @@ async def produce() -> None:
             await log_event(AGENT, f"task file exhausted after {_sent} tasks")
         return
     task = to_task(spec, _source_label())
-    await tasks_topic.send(key=task.cycle_id, value=task)
+    await send_plain(tasks_topic, task.cycle_id, task, delivered=True)  # no input to commit with
     _sent += 1
     await event(AGENT, "task_created", cycle_id=task.cycle_id, title=task.title, number=_sent)

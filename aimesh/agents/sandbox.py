@@ -13,7 +13,7 @@ transaction, so a decided attempt is only skipped: sending again would commit a 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from faust import StreamT
 
@@ -21,20 +21,24 @@ from aimesh import services, steps
 from aimesh.agents.guard import handle
 from aimesh.app import app, settings
 from aimesh.commit_barrier import commit_barrier
+from aimesh.durable_table import DurableTable
 from aimesh.records import Solution, Task, Verdict
 from aimesh.telemetry import event, log_event, metric
 from aimesh.topics import failed_topic, solutions_topic, tasks_topic, verified_topic
 
 AGENT = "sandbox"
 
-retry_budget = app.Table("retry_budget", default=dict, partitions=settings.partitions)
+retry_budget = cast(
+    DurableTable, app.Table("retry_budget", default=dict, partitions=settings.partitions)
+)
 
 
 async def _send(cycle_id: str, decided: dict[str, Any]) -> None:
     verdict = Verdict(**decided["verdict"])
-    await (verified_topic if verdict.passed else failed_topic).send(key=cycle_id, value=verdict)
+    topic = verified_topic if verdict.passed else failed_topic
+    await (await topic.send(key=cycle_id, value=verdict))
     if decided["fix"]:
-        await tasks_topic.send(key=cycle_id, value=Task(**decided["fix"]))
+        await (await tasks_topic.send(key=cycle_id, value=Task(**decided["fix"])))
 
 
 async def judge(solution: Solution) -> None:
@@ -55,6 +59,7 @@ async def judge(solution: Solution) -> None:
     async with commit_barrier.section():
         retry_budget[cycle_id] = decided
         await _send(cycle_id, decided)
+        await retry_budget.written()
     await event(AGENT, "verdict", cycle_id=cycle_id, status=result.status)
     if fix:
         await event(AGENT, "retry", cycle_id=cycle_id, attempt=fix.attempt)

@@ -42,6 +42,33 @@ def scratch_root() -> str | None:
     return SHM if roomy and os.access(SHM, os.W_OK | os.X_OK) else None
 
 
+BASE_PREFIX = "aimesh-sandbox-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_bases(root: str | None) -> int:
+    """Remove the base dirs of engines that died without cleaning up (kill -9 of a worker takes
+    its servers along); each name carries its engine's pid. Returns how many were removed."""
+    folder = Path(root or tempfile.gettempdir())
+    removed = 0
+    for base in folder.glob(f"{BASE_PREFIX}*-*"):
+        owner = base.name[len(BASE_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            with contextlib.suppress(OSError):
+                remove(str(base))
+                removed += 1
+    return removed
+
+
 class SandboxUnavailable(RuntimeError):
     """This machine cannot isolate untrusted code well enough, and no unsafe mode was asked for."""
 
@@ -71,7 +98,9 @@ class ForkServer:
     async def start(
         cls, python: str, use_bwrap: bool, landlock: bool, cpu: int | None = None
     ) -> ForkServer:
-        base = tempfile.mkdtemp(prefix="aimesh-sandbox-", dir=scratch_root())
+        root = scratch_root()
+        remove_stale_bases(root)
+        base = tempfile.mkdtemp(prefix=f"{BASE_PREFIX}{os.getpid()}-", dir=root)
         command = [python, "-I", "-S", str(START_SCRIPT), "--base", base]
         if use_bwrap or not landlock:
             command.append("--no-landlock")

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+from faust.exceptions import ConsumerNotStarted
 
 from aimesh import services
 from aimesh.app import app, broker, settings
@@ -38,7 +39,11 @@ async def _http_reachable(url: str) -> bool:
 def assigned_partitions() -> dict[str, list[int]]:
     """This worker's share of the work: the partitions of each topic it consumes now."""
     assigned: dict[str, list[int]] = {}
-    for tp in app.consumer.assignment() if app.consumer else ():
+    try:
+        partitions = app.consumer.assignment()
+    except ConsumerNotStarted:  # the web server answers before the consumer runs
+        partitions = set()
+    for tp in partitions:
         assigned.setdefault(tp.topic, []).append(tp.partition)
     return {topic: sorted(numbers) for topic, numbers in sorted(assigned.items())}
 
