@@ -21,7 +21,7 @@ broker = detect(settings)
 app = faust.App(
     settings.app_id,
     broker=settings.broker,
-    autodiscover=["aimesh.agents", "aimesh.web"],
+    autodiscover=["aimesh.agents", "aimesh.web", "aimesh.diagnostics"],
     origin="aimesh",
     Topic=DeadLetteringTopic,
     Table=DurableTable,

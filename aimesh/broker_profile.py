@@ -32,7 +32,6 @@ TANSU_WORKAROUNDS: dict[str, Any] = {
     "broker_session_timeout": 10,
     "broker_rebalance_timeout": 10,
     "broker_heartbeat_interval": 3,
-    "table_standby_replicas": 0,
 }
 
 
@@ -89,7 +88,13 @@ class BrokerProfile:
 
     def faust_options(self, settings: Settings) -> dict[str, Any]:
         """App settings for this broker; raise ConfigError when exactly-once cannot work."""
-        options: dict[str, Any] = {"topic_replication_factor": settings.replication}
+        options: dict[str, Any] = {
+            "topic_replication_factor": settings.replication,
+            # Standby tables are off on every broker: on Kafka 4.4 with Faust 0.15.3, a worker
+            # taking over a dead one's partitions from its standbys stalled in 1 of 2-3 runs of
+            # tests/test_faults.py (0 of 5 without); recovery replays the changelog instead.
+            "table_standby_replicas": 0,
+        }
         if self.kind != "kafka":
             options.update(TANSU_WORKAROUNDS)
         if settings.session_timeout:

@@ -8,6 +8,9 @@ in the end checks that every cycle finished exactly once with exactly its attemp
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -68,6 +71,20 @@ class MeshRun:
         self.workers.append(worker)
         return worker
 
+    def task_file(self) -> Path:
+        """The planned tasks as a task file (JSONL), for the Producer to read."""
+        path = self.root / "tasks.jsonl"
+        fields = ("title", "description", "function_name", "signature")
+        lines = [
+            json.dumps(
+                {"id": t.cycle_id, "tests": t.tests.splitlines()}
+                | {name: getattr(t, name) for name in fields}
+            )
+            for t in self.tasks
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
     def send(self, tasks: list[Task] | None = None) -> None:
         """Send the given tasks (all planned ones by default) to `ai_topic`."""
         tasks = self.tasks if tasks is None else tasks
@@ -87,15 +104,29 @@ class MeshRun:
     def attempt_rows(self) -> int:
         return len(self._frame("attempts.csv"))
 
-    def logs(self) -> str:
-        return "\n\n".join(f"--- {w.root.name}\n{w.log_tail(40)}" for w in self.workers)
+    def logs(self, lines: int = 40) -> str:
+        return "\n\n".join(f"--- {w.root.name}\n{w.log_tail(lines)}" for w in self.workers)
+
+    def stalled(self, what: str, timeout: float) -> AssertionError:
+        """The failure of a run that stopped: each live worker's task dump (SIGUSR1) and log."""
+        for worker in self.workers:
+            if worker.process and worker.process.poll() is None:
+                os.kill(worker.process.pid, signal.SIGUSR1)
+        time.sleep(2)
+        dumps = []
+        for worker in self.workers:
+            text = worker.log.read_text(errors="replace") if worker.log.exists() else ""
+            dumps.append(f"--- {worker.root.name}\n{text[text.rfind('task dump') :]}")
+        return AssertionError(
+            f"{what}: not within {timeout} s\n{self.logs(60)}\n" + "\n".join(dumps)
+        )
 
     def wait_for(self, what: str, done: Callable[[], bool], timeout: float) -> float:
         """Seconds until `done()` holds; fail with every worker's log after `timeout`."""
         started = time.monotonic()
         while not done():
             if time.monotonic() - started > timeout:
-                raise AssertionError(f"{what}: not within {timeout} s\n{self.logs()}")
+                raise self.stalled(what, timeout)
             time.sleep(0.2)
         return time.monotonic() - started
 

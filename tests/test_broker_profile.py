@@ -46,7 +46,7 @@ def test_workarounds_only_on_tansu_and_defaults_on_kafka():
     tansu = BrokerProfile("tansu", "test", transactions=False).faust_options(settings)
     kafka = BrokerProfile("kafka", "test", transactions=True).faust_options(settings)
     assert TANSU_WORKAROUNDS.items() <= tansu.items()
-    assert kafka == {"topic_replication_factor": 3}
+    assert kafka == {"topic_replication_factor": 3, "table_standby_replicas": 0}
 
 
 def test_session_timeout_and_exactly_once_on_kafka():
