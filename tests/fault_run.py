@@ -139,6 +139,14 @@ class MeshRun:
         total = len(self.tasks)
         return self.wait_for(f"all {total} cycles", lambda: self.finished() == total, timeout)
 
+    def recover_and_finish(self) -> tuple[float, float]:
+        """After a fault: seconds to the first new attempt row, then to the last cycle; the run
+        is checked at the end."""
+        resumed = self.wait_progress()
+        finished = self.wait_finished()
+        self.check()
+        return resumed, finished
+
     def check(self) -> None:
         """Every cycle exactly once, with its attempts 1..n exactly once and the planned outcome."""
         cycles = self._frame("cycles.csv")
