@@ -135,7 +135,7 @@ class MeshRun:
         before = self.attempt_rows()
         return self.wait_for("a new attempt row", lambda: self.attempt_rows() > before, timeout)
 
-    def wait_finished(self, timeout: float = 180) -> float:
+    def wait_finished(self, timeout: float = 90) -> float:
         total = len(self.tasks)
         return self.wait_for(f"all {total} cycles", lambda: self.finished() == total, timeout)
 
