@@ -2,11 +2,11 @@
 
 Tansu, the embedded development broker, needs workarounds (DESIGN.md, section 2): one record per
 produce batch so table recovery is exact, short session timeouts because a stopped member
-lingers, no standby tables. Apache Kafka gets Faust's defaults. A broker is taken for Tansu when it
-was started embedded, when AIMESH_BROKER_KIND says so, or when it does not offer the APIs that
-transactions need (Tansu lacks WriteTxnMarkers); the same check refuses exactly-once mode. A
-broker that does not answer the probe gets the workarounds too: they cost some speed on Kafka,
-and leaving them out on Tansu would lose table rows.
+lingers. Apache Kafka gets Faust's defaults. Standby tables are off on both. A broker is taken
+for Tansu when it was started embedded, when AIMESH_BROKER_KIND says so, or when it does not
+offer the APIs that transactions need (Tansu lacks WriteTxnMarkers); the same check refuses
+exactly-once mode. A broker that does not answer the probe gets the workarounds too: they cost
+some speed on Kafka, and leaving them out on Tansu would lose table rows.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class BrokerProfile:
             "topic_replication_factor": settings.replication,
             # Standby tables are off on every broker: on Kafka 4.4 with Faust 0.15.3, a worker
             # taking over a dead one's partitions from its standbys stalled in 1 of 2-3 runs of
-            # tests/test_faults.py (0 of 5 without); recovery replays the changelog instead.
+            # the two-worker fault test, and 0 of 5 runs without them (on its own; in the full
+            # suite stalls around rebalances remain, issue 5). Recovery replays the changelog.
             "table_standby_replicas": 0,
         }
         if self.kind != "kafka":
