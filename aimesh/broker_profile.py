@@ -114,13 +114,16 @@ class BrokerProfile:
         return options
 
 
+EMBEDDED_TANSU = BrokerProfile("tansu", "the embedded Tansu broker", transactions=False)
+
+
 def detect(settings: Settings) -> BrokerProfile:
     """Judge the broker: configured kind, embedded Tansu, or what its ApiVersions show."""
     if settings.broker_kind != "auto":
         kind = settings.broker_kind
         return BrokerProfile(kind, f"AIMESH_BROKER_KIND={kind}", transactions=kind == "kafka")
     if "broker" in settings.embedded:
-        return BrokerProfile("tansu", "the embedded Tansu broker", transactions=False)
+        return EMBEDDED_TANSU
     url = settings.broker
     try:
         keys = probe(url)

@@ -118,13 +118,14 @@ def up(args: argparse.Namespace) -> int:
     if refusal := sandbox_refusal(settings.sandbox_pool_config()):
         print(f"aimesh: {refusal}", file=sys.stderr)
         return 2
-    if settings.exactly_once and not settings.broker_url:
-        print(
-            "aimesh: AIMESH_EXACTLY_ONCE=1 needs a broker with transactions; the embedded Tansu "
-            "has none. Point AIMESH_BROKER_URL at Apache Kafka (scripts/kafka.sh starts one).",
-            file=sys.stderr,
-        )
-        return 2
+    if not settings.broker_url:  # the broker will be the embedded Tansu: can it do what's asked?
+        from aimesh.broker_profile import EMBEDDED_TANSU
+
+        try:
+            EMBEDDED_TANSU.faust_options(settings)
+        except ConfigError as exc:
+            print(f"aimesh: {exc}", file=sys.stderr)
+            return 2
     _stop_on_signals()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
