@@ -1,7 +1,9 @@
-"""`kill -USR1 <worker pid>` logs where every asyncio task of the worker is waiting.
+"""`kill -USR1 <worker pid>` logs where every asyncio task of the worker is waiting, and where
+its consumer stands on each partition.
 
 A stream worker that stops making progress shows no error; the stacks of its tasks say what it
-waits for (a broker, the model, a lock), which is what one needs to tell a stall from a slow step.
+waits for (a broker, the model, a lock), and the consumer's positions say whether a partition with
+unread records is being fetched at all, which is what one needs to tell a stall from a slow step.
 """
 
 from __future__ import annotations
@@ -41,8 +43,49 @@ def dump_tasks() -> str:
     return out.getvalue()
 
 
+def consumer_state() -> str:
+    """Per assigned partition: the fetch position, Faust's read and committed offsets, the
+    highwater, and whether Faust and aiokafka treat it as active (read without locks: a
+    snapshot for a human, taken while the consumer thread may move on)."""
+    consumer = app.consumer
+    kafka = getattr(consumer._thread, "_consumer", None)
+    out = io.StringIO()
+    out.write(
+        f"consumer: flow_active={consumer.flow_active} rebalancing={app.rebalancing} "
+        f"generation={app.consumer_generation_id} unacked={len(consumer._unacked_messages)} "
+        f"recovery_completed={app.tables.recovery.completed.is_set()}\n"
+    )
+    if kafka is None:
+        return out.getvalue() + "    no Kafka consumer yet\n"
+    assignment = kafka._subscription.subscription
+    assignment = assignment.assignment if assignment is not None else None
+    buffered = kafka._fetcher._records
+    active = consumer._active_partitions or set()
+    for tp in sorted(consumer.assignment()):
+        state = assignment.state_value(tp) if assignment is not None else None
+        position = state.position if state is not None and state.has_valid_position else None
+        out.write(
+            f"    {tp.topic}[{tp.partition}] position={position} "
+            f"read={consumer._read_offset.get(tp)} committed={consumer._committed_offset.get(tp)} "
+            f"highwater={kafka.highwater(tp)} active={tp in active} "
+            f"paused={tp in consumer._paused_partitions} "
+            f"kafka_paused={getattr(state, 'paused', None)} buffered={tp in buffered} "
+            f"acked={len(consumer._acked.get(tp, ()))}\n"
+        )
+    return out.getvalue()
+
+
+def dump() -> str:
+    """The task dump and the consumer's state; each part says so if it cannot be taken."""
+    try:
+        state = consumer_state()
+    except Exception as exc:  # a diagnostic must not take the worker down
+        state = f"consumer state unavailable: {exc!r}\n"
+    return dump_tasks() + state
+
+
 @app.task
 async def listen_for_dump_requests() -> None:
     asyncio.get_running_loop().add_signal_handler(
-        signal.SIGUSR1, lambda: log.warning("task dump\n%s", dump_tasks())
+        signal.SIGUSR1, lambda: log.warning("task dump\n%s", dump())
     )

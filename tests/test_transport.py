@@ -1,0 +1,58 @@
+"""The worker subscribes only once the broker's metadata shows its topics: a topic left out of an
+assignment is not read until the next metadata refresh (aimesh.transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from aiokafka import AIOKafkaClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from aimesh.transport import topics_missing_after
+
+
+def _bootstrap(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+async def _create_later(url: str, topic: str, delay: float) -> None:
+    await asyncio.sleep(delay)
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(url))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def _wait_for(url: str, topics: set[str], timeout: float, create_after: float | None):
+    client = AIOKafkaClient(bootstrap_servers=_bootstrap(url))
+    await client.bootstrap()
+    try:
+        started = time.monotonic()
+        creating = [
+            asyncio.create_task(_create_later(url, topic, create_after))
+            for topic in topics
+            if create_after is not None
+        ]
+        missing = await topics_missing_after(client, topics, timeout)
+        await asyncio.gather(*creating)
+        return missing, time.monotonic() - started
+    finally:
+        await client.close()
+
+
+def test_waits_for_a_topic_created_meanwhile(broker_url):
+    topic = f"later-{uuid.uuid4().hex[:8]}"
+    missing, took = asyncio.run(_wait_for(broker_url, {topic}, 20, create_after=1.0))
+    assert missing == set()
+    assert 1.0 <= took < 20
+
+
+def test_names_the_topics_still_missing_when_the_time_is_up(broker_url):
+    topic = f"never-{uuid.uuid4().hex[:8]}"
+    missing, took = asyncio.run(_wait_for(broker_url, {topic}, 1.0, create_after=None))
+    assert missing == {topic}
+    assert took >= 1.0
