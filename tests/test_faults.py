@@ -109,15 +109,6 @@ def test_a_worker_killed_mid_run_restarts_and_finishes_every_cycle_once(broker, 
     )
 
 
-# Known defect, issue 5 stays open on it: in about 1 run in 3 (more often in the full suite), a
-# task or fix task sent around a rebalance is never consumed and its cycle stalls, on Kafka and on
-# Tansu, with or without standby tables and the rewind of uncommitted partitions. The same
-# symptom as the exactly-once restart below. In one run the stuck rows were archived only at the
-# next rebalance: the partition was not read from the rebalance until the next seek.
-REBALANCE_STALL = "a message sent around a rebalance is sometimes not consumed (issue 5)"
-
-
-@pytest.mark.xfail(reason=REBALANCE_STALL, strict=False)
 def test_two_workers_share_the_work_take_over_and_rebalance(broker, run_factory):
     run = run_factory(broker, **FAST_FAILOVER)
     first, second = run.add_worker(), run.add_worker()
@@ -192,11 +183,6 @@ def _keys(url: str, topic: str) -> Counter:
     return Counter((value["cycle_id"], value["attempt"]) for _, value in found)
 
 
-# Known defect, issue 5 stays open on it: in about 1 run in 3 the restarted worker never consumes
-# a fix task that is committed on ai_topic (the group's committed offset points at it), and the
-# run stalls. Seen with faust-streaming 0.15.3, aiokafka 0.14, Kafka 4.4; the at-least-once
-# default is not affected. When it does finish, no committed duplicate has been seen.
-@pytest.mark.xfail(reason="exactly-once restart stalls in ~1 run in 3 (issue 5)", strict=False)
 @pytest.mark.kafka
 def test_exactly_once_leaves_no_duplicate_after_a_kill(kafka, run_factory):
     run = run_factory(kafka, AIMESH_EXACTLY_ONCE="1", **FAST_FAILOVER)
@@ -213,8 +199,6 @@ def test_exactly_once_leaves_no_duplicate_after_a_kill(kafka, run_factory):
     )
 
 
-# The second worker's arrival is a rebalance: the stall of the two-worker test can hit here too.
-@pytest.mark.xfail(reason=REBALANCE_STALL, strict=False)
 @pytest.mark.kafka
 def test_exactly_once_producer_feeds_partitions_of_another_worker(kafka, run_factory):
     """New tasks are not the output of a consumed message: the leader's Producer must reach

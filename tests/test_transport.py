@@ -1,5 +1,5 @@
 """The worker subscribes only once the broker's metadata shows its topics: a topic left out of an
-assignment is not read until the next metadata refresh (aimesh.transport)."""
+assignment is not read until the next metadata refresh (aimesh.transport.topics_known)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from aimesh.transport import topics_missing_after
+from aimesh.transport.topics_known import topics_missing_after
 
 
 def _bootstrap(url: str) -> str:

@@ -1,0 +1,33 @@
+"""Faust's Kafka transport, with the fixes the fault tests (tests/test_faults.py) called for, each
+in its own module:
+
+- `topics_known`: subscribe only once the broker's metadata shows every topic;
+- `parked_seek`: seek to the committed offsets while no record is being handed out;
+- `handled_commits`: never commit past a record the agents have not finished;
+- `uncommitted_rewind`: read a partition nobody has committed for from its start;
+- `barrier_commits`: a commit waits for the agents' open output sections;
+- `transaction_timeout`: exactly-once transactions may stay open as long as an event may take.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.drivers import aiokafka as driver
+
+from aimesh.transport.barrier_commits import BarrierCommits
+from aimesh.transport.handled_commits import HandledCommits
+from aimesh.transport.parked_seek import ParkedSeek
+from aimesh.transport.topics_known import ConsumerThread
+from aimesh.transport.transaction_timeout import Producer
+from aimesh.transport.uncommitted_rewind import RewindUncommitted
+
+
+class Consumer(HandledCommits, ParkedSeek, RewindUncommitted, BarrierCommits, driver.Consumer):
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(driver.Transport):
+    Consumer: Any = Consumer
+    Producer: Any = Producer
