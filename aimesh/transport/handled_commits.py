@@ -3,9 +3,10 @@
 Faust commits the longest run of acknowledged offsets and lets that run start one offset past the
 committed one (room for a transaction marker). The consumer and reviewer run two actors on one
 queue, so the record at the committed offset can still be with the model while the next is done:
-the commit skipped it, and a kill -9 in that moment lost it. Here the offsets handed out and not
-yet acknowledged are tracked, and no commit is made while the lowest of them lies below the first
-acknowledged one. Transaction markers are never handed out, so they still do not block a commit.
+the commit skipped it, and a kill -9 in that moment would lose it. Here the offsets handed out
+and not yet acknowledged are tracked, and no commit is made while the lowest of them lies below
+the first acknowledged one. Transaction markers are never handed out, so they still do not block
+a commit.
 
 The price: a record handed out that never gets acknowledged nor fetched again (a delivery cut off
 by a rebalance that keeps its partition here) holds its partition's commits back until the next
