@@ -2,6 +2,7 @@
 in its own module:
 
 - `topics_known`: subscribe only once the broker's metadata shows every topic;
+- `stable_highwaters`: under exactly-once, recover tables up to the broker's last stable offsets;
 - `parked_seek`: seek to the committed offsets while no record is being handed out;
 - `handled_commits`: never commit past a record the agents have not finished;
 - `uncommitted_rewind`: read a partition nobody has committed for from its start;
@@ -18,9 +19,14 @@ from faust.transport.drivers import aiokafka as driver
 from aimesh.transport.barrier_commits import BarrierCommits
 from aimesh.transport.handled_commits import HandledCommits
 from aimesh.transport.parked_seek import ParkedSeek
-from aimesh.transport.topics_known import ConsumerThread
+from aimesh.transport.stable_highwaters import StableHighwaters
+from aimesh.transport.topics_known import TopicsKnown
 from aimesh.transport.transaction_timeout import Producer
 from aimesh.transport.uncommitted_rewind import RewindUncommitted
+
+
+class ConsumerThread(StableHighwaters, TopicsKnown, driver.AIOKafkaConsumerThread):
+    pass
 
 
 class Consumer(HandledCommits, ParkedSeek, RewindUncommitted, BarrierCommits, driver.Consumer):

@@ -1,5 +1,5 @@
-"""What a consumer mixin derives from: Faust's aiokafka Consumer for the type checker, nothing at
-run time (aimesh.transport puts the mixins in front of that Consumer)."""
+"""What a mixin derives from: Faust's aiokafka Consumer (or its consumer thread) for the type
+checker, nothing at run time (aimesh.transport puts the mixins in front of those classes)."""
 
 from __future__ import annotations
 
@@ -8,3 +8,4 @@ from typing import TYPE_CHECKING
 from faust.transport.drivers import aiokafka as driver
 
 ConsumerMixinBase: type = driver.Consumer if TYPE_CHECKING else object
+ConsumerThreadMixinBase: type = driver.AIOKafkaConsumerThread if TYPE_CHECKING else object

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from faust.transport.drivers import aiokafka as driver
+
+from aimesh.transport.mixin_base import ConsumerThreadMixinBase
 
 TOPICS_KNOWN_TIMEOUT_S = 30.0
 TOPICS_KNOWN_POLL_S = 0.2
@@ -36,7 +37,9 @@ async def topics_missing_after(client: Any, topics: set[str], timeout: float) ->
         await asyncio.sleep(TOPICS_KNOWN_POLL_S)
 
 
-class ConsumerThread(driver.AIOKafkaConsumerThread):
+class TopicsKnown(ConsumerThreadMixinBase):
+    """Mixin for Faust's aiokafka consumer thread."""
+
     async def subscribe(self, topics: Iterable[str]) -> None:
         wanted = set(topics)
         client = self._ensure_consumer()._client
