@@ -45,8 +45,9 @@ def dump_tasks() -> str:
 
 def consumer_state() -> str:
     """Per assigned partition: the fetch position, Faust's read and committed offsets, the
-    highwater, and whether Faust and aiokafka treat it as active (read without locks: a
-    snapshot for a human, taken while the consumer thread may move on)."""
+    highwater, whether Faust and aiokafka treat it as active, and the lowest offsets handed to the
+    agents and not finished, which hold commits back (read without locks: a snapshot for a
+    human, taken while the consumer thread may move on)."""
     consumer = app.consumer
     kafka = getattr(consumer._thread, "_consumer", None)
     out = io.StringIO()
@@ -61,6 +62,7 @@ def consumer_state() -> str:
     assignment = assignment.assignment if assignment is not None else None
     buffered = kafka._fetcher._records
     active = consumer._active_partitions or set()
+    handed_out = getattr(consumer, "handed_out", {})
     for tp in sorted(consumer.assignment()):
         state = assignment.state_value(tp) if assignment is not None else None
         position = state.position if state is not None and state.has_valid_position else None
@@ -70,7 +72,8 @@ def consumer_state() -> str:
             f"highwater={kafka.highwater(tp)} active={tp in active} "
             f"paused={tp in consumer._paused_partitions} "
             f"kafka_paused={getattr(state, 'paused', None)} buffered={tp in buffered} "
-            f"acked={len(consumer._acked.get(tp, ()))}\n"
+            f"acked={len(consumer._acked.get(tp, ()))} "
+            f"handed_out={sorted(handed_out.get(tp, ()))[:5]}\n"
         )
     return out.getvalue()
 
