@@ -46,13 +46,17 @@ class HandledCommits(ConsumerMixinBase):
             self.handed_out[message.tp].discard(message.offset)
         return counted
 
-    def _new_offset(self, tp: TP) -> int | None:
-        committed = self._committed_offset[tp]
+    def _pending(self, tp: TP) -> set[int]:
+        """The partition's offsets handed out and not finished, at or past the committed one
+        (copies of committed records may never be acknowledged: they are forgotten here)."""
         handed_out = self.handed_out[tp]
-        pending = list(handed_out)
-        if committed is not None:  # copies of committed records may never be acknowledged
-            handed_out.difference_update([o for o in pending if o < committed])
-            pending = [o for o in pending if o >= committed]
+        committed = self._committed_offset.get(tp)
+        if committed is not None:
+            handed_out.difference_update([o for o in list(handed_out) if o < committed])
+        return handed_out
+
+    def _new_offset(self, tp: TP) -> int | None:
+        pending = self._pending(tp)
         acked = self._acked[tp]
         if pending and acked and min(acked) > min(pending):
             return None
@@ -63,10 +67,7 @@ class HandledCommits(ConsumerMixinBase):
         commits while the agents finish their records; so prune while those offsets are known,
         and forget the partitions only once Faust is done with them."""
         for tp in revoked:
-            committed = self._committed_offset.get(tp)
-            if committed is not None:
-                handed_out = self.handed_out[tp]
-                handed_out.difference_update([o for o in list(handed_out) if o < committed])
+            self._pending(tp)
         await super().on_partitions_revoked(revoked)
         for tp in revoked:
             self.handed_out.pop(tp, None)
