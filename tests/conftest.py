@@ -167,6 +167,29 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
+    def dump(self, timeout: float = 20) -> str:
+        """What the live worker logs on SIGUSR1 (aimesh.diagnostics): its task dump and its
+        consumer's state, written in one log record; "" if none came within `timeout`."""
+        start = self.log.stat().st_size if self.log.exists() else 0
+        assert self.process and self.process.poll() is None, "the worker is not running"
+        os.kill(self.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = self.log.read_bytes()[start:].decode(errors="replace")  # start is in bytes
+            dump = text[text.find("task dump") :] if "task dump" in text else ""
+            state = max(dump.find("\nconsumer: "), dump.find("consumer state unavailable"))
+            if state < 0:
+                continue
+            after = dump.find("\n[", state)  # the next log record: the dump is complete
+            if after >= 0:
+                return dump[:after]
+            if dump == seen:  # nothing logged since: complete as well
+                return dump
+            seen = dump
+        return ""
+
     def log_tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])

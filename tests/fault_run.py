@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -109,14 +107,11 @@ class MeshRun:
 
     def stalled(self, what: str, timeout: float) -> AssertionError:
         """The failure of a run that stopped: each live worker's task dump (SIGUSR1) and log."""
-        for worker in self.workers:
-            if worker.process and worker.process.poll() is None:
-                os.kill(worker.process.pid, signal.SIGUSR1)
-        time.sleep(2)
-        dumps = []
-        for worker in self.workers:
-            text = worker.log.read_text(errors="replace") if worker.log.exists() else ""
-            dumps.append(f"--- {worker.root.name}\n{text[text.rfind('task dump') :]}")
+        dumps = [
+            f"--- {worker.root.name}\n{worker.dump()}"
+            for worker in self.workers
+            if worker.process and worker.process.poll() is None
+        ]
         return AssertionError(
             f"{what}: not within {timeout} s\n{self.logs(60)}\n" + "\n".join(dumps)
         )
