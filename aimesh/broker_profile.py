@@ -1,6 +1,6 @@
 """Which broker the mesh talks to, and the Faust settings that follow from it.
 
-Tansu, the embedded development broker, needs workarounds (DESIGN.md, section 2): one record per
+Tansu, the embedded development broker, needs workarounds (docs/tansu.md): one record per
 produce batch so table recovery is exact, short session timeouts because a stopped member
 lingers. Apache Kafka gets Faust's defaults. Standby tables are off on both. A broker is taken
 for Tansu when it was started embedded, when AIMESH_BROKER_KIND says so, or when it does not

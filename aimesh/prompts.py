@@ -1,7 +1,7 @@
 """Every prompt and output schema the agents send to the model: data, kept apart from plumbing.
 
 String fields in the schemas carry `maxLength` bounds: small models produce valid JSON under a
-schema reliably only when strings are bounded (measured with SmolLM2, DESIGN.md section 2).
+schema reliably only when strings are bounded (measured with SmolLM2, docs/models.md).
 No `pattern` keywords: llama-cpp-python 0.3.36 silently drops the whole grammar for some of
 them (measured), so names and tests are checked in Python after the answer arrives.
 """

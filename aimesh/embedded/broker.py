@@ -60,7 +60,7 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 
 
 def tansu_command(host: str, port: int) -> list[str]:
-    """Tansu on one loopback listener, memory storage (DESIGN.md, section 2)."""
+    """Tansu on one loopback listener, memory storage (docs/tansu.md)."""
     url = f"tcp://{host}:{port}"
     return [
         str(tansu_binary()), "broker",

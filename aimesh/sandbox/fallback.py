@@ -1,8 +1,8 @@
 """bubblewrap around the whole fork server, for kernels without Landlock.
 
-`--unshare-all --unshare-user --cap-drop ALL` is what held in DESIGN.md's measurements (without
-`--unshare-user`, root keeps its capabilities and can remount a read-only bind). Only the
-system, the interpreter, the server's own code and its scratch base are visible inside, and
+`--unshare-all --unshare-user --cap-drop ALL` is what held when measured (docs/sandbox-layers.md;
+without `--unshare-user`, root keeps its capabilities and can remount a read-only bind). Only
+the system, the interpreter, the server's own code and its scratch base are visible inside, and
 only the scratch base is writable.
 """
 
