@@ -13,6 +13,7 @@ from aimesh.deadletter import DeadLetteringTopic
 from aimesh.durable_table import DurableTable
 from aimesh.settings import Settings
 from aimesh.transport import Transport
+from aimesh.web.server import Web
 
 settings = Settings.from_env()
 settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -41,3 +42,5 @@ app = faust.App(
 )
 # Before anything uses the app's transport: Faust's, with uncommitted partitions read from start.
 app.transport = Transport(app.conf.broker_consumer, app)
+# Before any view registers: the web server that leaves `/` to the dashboard.
+app.web = Web(app)

@@ -160,7 +160,7 @@ def up(args: argparse.Namespace) -> int:
         mesh.add("worker", worker)
         print(
             f"worker: running (log {logs / 'worker.log'}); "
-            f"dashboard http://{settings.web_host}:{settings.web_port}/dashboard",
+            f"dashboard http://{settings.web_host}:{settings.web_port}/",
             flush=True,
         )
         return _watch(mesh, settings, archive, baseline, args.max_cycles)

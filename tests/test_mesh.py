@@ -233,8 +233,10 @@ def test_json_views_report_the_run(worker, broker_url):
         assert response.status_code == 400 and word in response.json()["error"], (path, params)
     assert httpx.get(f"{web_}/api/cycles/no-such-cycle").status_code == 404
     assert httpx.get(f"{web_}/web/secrets.txt").status_code == 404
-    page = httpx.get(f"{web_}/dashboard")
-    assert page.status_code == 200 and "AI-Mesh" in page.text
+    for path in ("/dashboard", "/"):
+        page = httpx.get(f"{web_}{path}")
+        assert page.status_code == 200 and "<title>AI-Mesh" in page.text, path
+    assert httpx.get(f"{web_}/health").json() == {"status": "OK"}
 
 
 def test_a_cycle_in_full_has_code_verdicts_reviews_and_memories(worker, broker_url):

@@ -65,6 +65,9 @@ def test_ctrl_c_or_sigterm_stops_everything_it_started(tmp_path, scripted_llm, s
     )  # fmt: skip
     try:
         _wait_for(f"http://127.0.0.1:{port}/api/status", 90)
+        home = httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=True)
+        assert home.status_code == 200 and "<title>AI-Mesh" in home.text, home.text[:200]
+        assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "OK"}
         summary = httpx.get(f"http://127.0.0.1:{port}/api/summary").json()
         assert summary["cycles_finished"] == 0 and summary["pass_rate_first_try"] is None
         process.send_signal(stop_signal)

@@ -159,6 +159,20 @@ class Dashboard(web.View):
         return self.html(page.read_text(encoding="utf-8"))
 
 
+@app.page("/")
+class Home(Dashboard):
+    """The worker's address opens the dashboard (aimesh.web.server leaves `/` free for it)."""
+
+
+@app.page("/health")
+class Health(web.View):
+    """For load balancers and scripts: 200 and `{"status": "OK"}` while the web server runs
+    (what Faust itself answers at `/`)."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.json({"status": "OK"})
+
+
 @app.page("/web/{name}")
 class StaticFile(web.View):
     async def get(self, request: web.Request, name: str) -> web.Response:
