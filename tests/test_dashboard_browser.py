@@ -32,7 +32,7 @@ LIVE_S = 2.5  # the issue's 2 s from an archived cycle to the counters, plus a p
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
     if CHROMIUM is None or DRIVER is None:
-        pytest.fail("needs Debian's chromium and chromium-driver (CI installs them: .ci/run)")
+        pytest.fail("needs Debian's chromium and chromium-driver (make test installs them)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1800"):
