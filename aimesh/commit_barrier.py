@@ -32,6 +32,10 @@ class CommitBarrier:
             self._events = (no_commit, no_section)
         return self._events
 
+    def describe(self) -> str:
+        """One line for the worker's SIGUSR1 dump."""
+        return f"commit barrier: open sections={self._open} committing={self._committing}"
+
     async def _wait_for_no_commit(self) -> None:
         no_commit, _ = self._state()
         while self._committing:

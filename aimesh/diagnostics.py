@@ -9,14 +9,30 @@ unread records is being fetched at all, which is what one needs to tell a stall 
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 import signal
 from typing import Any
 
 from aimesh.app import app
+from aimesh.commit_barrier import commit_barrier
 
 log = logging.getLogger(__name__)
+
+
+def _frame_and_next(awaitable: Any) -> tuple[Any, Any]:
+    """The frame of a coroutine, generator or async generator, and what it awaits in turn. The
+    step an `async for` or `async with` awaits (`async_generator_asend`) has no frame of its own:
+    its generator is found among the objects it refers to."""
+    for frame_name, next_name in (("cr_frame", "cr_await"), ("ag_frame", "ag_await"),
+                                  ("gi_frame", "gi_yieldfrom")):  # fmt: skip
+        if hasattr(awaitable, frame_name):
+            return getattr(awaitable, frame_name), getattr(awaitable, next_name)
+    if type(awaitable).__name__ == "async_generator_asend":
+        generators = [ref for ref in gc.get_referents(awaitable) if hasattr(ref, "ag_frame")]
+        return None, generators[0] if generators else None
+    return None, None
 
 
 def _awaiting(coroutine: Any) -> list[str]:
@@ -24,11 +40,21 @@ def _awaiting(coroutine: Any) -> list[str]:
     stacks show only the outermost frame)."""
     chain = []
     while coroutine is not None:
-        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+        frame, coroutine = _frame_and_next(coroutine)
         if frame is not None:
             chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
-        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "gi_yieldfrom", None)
     return chain
+
+
+def dump_actors() -> str:
+    """Where each agent's actors wait: a task's own chain ends at the actor it awaits."""
+    out = io.StringIO()
+    for agent in app.agents.values():
+        for number, actor in enumerate(agent._actors):
+            out.write(f"--- actor {number} of {agent.name}\n")
+            for line in _awaiting(actor.it):
+                out.write(f"    {line}\n")
+    return out.getvalue()
 
 
 def dump_tasks() -> str:
@@ -84,7 +110,7 @@ def dump() -> str:
         state = consumer_state()
     except Exception as exc:  # a diagnostic must not take the worker down
         state = f"consumer state unavailable: {exc!r}\n"
-    return dump_tasks() + state
+    return dump_tasks() + dump_actors() + commit_barrier.describe() + "\n" + state
 
 
 @app.task

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aimesh.diagnostics import dump_tasks
 from tests.conftest import json_key
@@ -29,6 +31,28 @@ async def test_the_dump_shows_the_whole_chain_of_awaits():
     await waiting
     section = dump[dump.index("--- stuck-one") :]
     assert section.index("_outer_wait") < section.index("_inner_wait") < section.index(" wait")
+
+
+@asynccontextmanager
+async def _entered_once(event: asyncio.Event) -> AsyncIterator[None]:
+    await event.wait()
+    yield
+
+
+async def _in_async_with(event: asyncio.Event) -> None:
+    async with _entered_once(event):
+        pass
+
+
+async def test_the_chain_goes_on_through_an_async_context_manager():
+    event = asyncio.Event()
+    waiting = asyncio.create_task(_in_async_with(event), name="stuck-in-async-with")
+    await asyncio.sleep(0.01)
+    dump = dump_tasks()
+    event.set()
+    await waiting
+    section = dump[dump.index("--- stuck-in-async-with") :]
+    assert section.index("_in_async_with") < section.index("_entered_once") < section.index(" wait")
 
 
 def test_a_running_worker_dumps_its_tasks_and_its_consumer_positions(worker, broker_url):
