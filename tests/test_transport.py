@@ -1,16 +1,18 @@
-"""The worker subscribes only once the broker's metadata shows its topics: a topic left out of an
-assignment is not read until the next metadata refresh (aimesh.transport.topics_known)."""
+"""The worker subscribes only once every broker's metadata shows its topics: a topic left out of
+an assignment is not read until the next metadata refresh (aimesh.transport.topics_known)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from types import SimpleNamespace
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.protocol.metadata import MetadataResponse_v0
 
-from aimesh.transport.topics_known import topics_missing_after
+from aimesh.transport.topics_known import missing_on_some_broker, topics_missing_after
 
 
 def _bootstrap(url: str) -> str:
@@ -56,3 +58,37 @@ def test_names_the_topics_still_missing_when_the_time_is_up(broker_url):
     missing, took = asyncio.run(_wait_for(broker_url, {topic}, 1.0, create_after=None))
     assert missing == {topic}
     assert took >= 1.0
+
+
+class _Broker:
+    """A broker's connection that answers metadata requests with the topics it knows of."""
+
+    def __init__(self, knows: set[str]) -> None:
+        self.knows = knows
+
+    async def send(self, request):
+        partition = (0, 0, 1, [1], [1])  # error, number, leader, replicas, isr
+        topics = [(0, topic, [partition]) for topic in sorted(self.knows)]
+        return MetadataResponse_v0(brokers=[(1, "127.0.0.1", 9092)], topics=topics)
+
+
+def _cluster_of(*brokers: _Broker | None) -> SimpleNamespace:
+    """An aiokafka client's view of a cluster: broker n is `brokers[n-1]`, None when it is down."""
+    conns = dict(enumerate(brokers, start=1))
+
+    async def get_conn(node_id):
+        return conns[node_id]
+
+    nodes = [SimpleNamespace(nodeId=node_id) for node_id in conns]
+    return SimpleNamespace(cluster=SimpleNamespace(brokers=lambda: nodes), _get_conn=get_conn)
+
+
+def _missing(*brokers: _Broker | None) -> set[str]:
+    return asyncio.run(missing_on_some_broker(_cluster_of(*brokers), {"a", "b"}))
+
+
+def test_a_topic_counts_as_missing_while_any_answering_broker_lacks_it():
+    both, lagging = _Broker({"a", "b"}), _Broker({"a"})
+    assert _missing(both, lagging, None) == {"b"}
+    assert _missing(both, both, None) == set()
+    assert _missing(None, None) == {"a", "b"}
