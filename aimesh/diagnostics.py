@@ -104,12 +104,36 @@ def consumer_state() -> str:
     return out.getvalue()
 
 
+def producer_state() -> str:
+    """The producer's requests in flight (one per broker at most: a request that never returns
+    holds back every partition that broker leads) and the batches waiting, per partition with
+    its leader."""
+    kafka = getattr(app.producer, "_producer", None)
+    if kafka is None:
+        return "producer: not started\n"
+    sender, batches = kafka._sender, kafka._message_accumulator._batches
+    out = io.StringIO()
+    out.write(
+        f"producer: in flight to brokers {sorted(sender._in_flight)}, "
+        f"muted partitions {sorted(map(str, sender._muted_partitions))}\n"
+    )
+    for tp, waiting in sorted(batches.items(), key=lambda item: str(item[0])):
+        if waiting:
+            leader = kafka.client.cluster.leader_for_partition(tp)
+            out.write(f"    {tp.topic}[{tp.partition}] batches={len(waiting)} leader={leader}\n")
+    return out.getvalue()
+
+
 def dump() -> str:
     """The task dump and the consumer's state; each part says so if it cannot be taken."""
     try:
         state = consumer_state()
     except Exception as exc:  # a diagnostic must not take the worker down
         state = f"consumer state unavailable: {exc!r}\n"
+    try:
+        state += producer_state()
+    except Exception as exc:
+        state += f"producer state unavailable: {exc!r}\n"
     return dump_tasks() + dump_actors() + commit_barrier.describe() + "\n" + state
 
 
