@@ -8,11 +8,12 @@ import time
 import uuid
 from types import SimpleNamespace
 
-from aiokafka import AIOKafkaClient
+from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.metadata import MetadataResponse_v0
 
 from aimesh.transport.topics_known import missing_on_some_broker, topics_missing_after
+from aimesh.transport.tracked_topics import watch
 
 
 def _bootstrap(url: str) -> str:
@@ -92,3 +93,44 @@ def test_a_topic_counts_as_missing_while_any_answering_broker_lacks_it():
     assert _missing(both, lagging, None) == {"b"}
     assert _missing(both, both, None) == set()
     assert _missing(None, None) == {"a", "b"}
+
+
+async def _after_the_watch_list_changes(url: str, watched: bool) -> tuple[bool, bool]:
+    """Send to topic A (known from the producer's all-topics metadata), then to B (created after
+    it, so aiokafka puts B on its watch list and refreshes), then queue a batch for A. Whether
+    the metadata still knows A, and whether that batch was delivered within 5 s (it would expire
+    after the request timeout: 8 s here, 20 min under Faust)."""
+    early, late = f"early-{uuid.uuid4().hex[:8]}", f"late-{uuid.uuid4().hex[:8]}"
+    await _create_later(url, early, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(url), request_timeout_ms=8000)
+    await producer.start()
+    try:
+        if watched:
+            watch(producer.client, early)
+        await (await producer.send(early, b"first"))
+        await _create_later(url, late, 0)
+        if watched:
+            watch(producer.client, late)
+        await (await producer.send(late, b"joins the watch list"))
+        await producer.client.force_metadata_update()
+        known = producer.client.cluster.partitions_for_topic(early) is not None
+        queued = await producer._message_accumulator.add_message(
+            TopicPartition(early, 0), None, b"second", timeout=5
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(queued), 5)
+        except TimeoutError:
+            return known, False
+        return known, True
+    finally:
+        await producer.stop()
+
+
+def test_aiokafka_forgets_a_topic_it_never_watched_and_its_batch_finds_no_leader(broker_url):
+    known, delivered = asyncio.run(_after_the_watch_list_changes(broker_url, watched=False))
+    assert (known, delivered) == (False, False)
+
+
+def test_a_watched_topic_stays_known_and_its_batch_is_delivered(broker_url):
+    known, delivered = asyncio.run(_after_the_watch_list_changes(broker_url, watched=True))
+    assert (known, delivered) == (True, True)

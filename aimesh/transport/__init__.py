@@ -7,7 +7,8 @@ in its own module:
 - `handled_commits`: never commit past a record the agents have not finished;
 - `uncommitted_rewind`: read a partition nobody has committed for from its start;
 - `barrier_commits`: a commit waits for the agents' open output sections;
-- `transaction_timeout`: exactly-once transactions may stay open as long as an event may take.
+- `transaction_timeout`: exactly-once transactions may stay open as long as an event may take;
+- `tracked_topics`: the producer's metadata keeps every topic the producer sends to.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from aimesh.transport.handled_commits import HandledCommits
 from aimesh.transport.parked_seek import ParkedSeek
 from aimesh.transport.stable_highwaters import StableHighwaters
 from aimesh.transport.topics_known import TopicsKnown
-from aimesh.transport.transaction_timeout import Producer
+from aimesh.transport.tracked_topics import TrackedTopics
+from aimesh.transport.transaction_timeout import TransactionTimeout
 from aimesh.transport.uncommitted_rewind import RewindUncommitted
 
 
@@ -32,6 +34,10 @@ class ConsumerThread(StableHighwaters, TopicsKnown, driver.AIOKafkaConsumerThrea
 class Consumer(HandledCommits, ParkedSeek, RewindUncommitted, BarrierCommits, driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Producer(TrackedTopics, TransactionTimeout, driver.Producer):
+    pass
 
 
 class Transport(driver.Transport):

@@ -1,5 +1,6 @@
-"""What a mixin derives from: Faust's aiokafka Consumer (or its consumer thread) for the type
-checker, nothing at run time (aimesh.transport puts the mixins in front of those classes)."""
+"""What a mixin derives from: Faust's aiokafka Consumer, its consumer thread or its Producer for
+the type checker, nothing at run time (aimesh.transport puts the mixins in front of those
+classes)."""
 
 from __future__ import annotations
 
@@ -9,3 +10,4 @@ from faust.transport.drivers import aiokafka as driver
 
 ConsumerMixinBase: type = driver.Consumer if TYPE_CHECKING else object
 ConsumerThreadMixinBase: type = driver.AIOKafkaConsumerThread if TYPE_CHECKING else object
+ProducerMixinBase: type = driver.Producer if TYPE_CHECKING else object

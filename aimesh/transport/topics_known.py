@@ -38,7 +38,7 @@ async def _missing_on(client: Any, node_id: Any, topics: set[str]) -> set[str] |
     if conn is None:
         return None
     try:
-        response = await conn.send(MetadataRequest(sorted(topics)))
+        response = await conn.send(MetadataRequest(None))  # all topics: naming one may create it
     except (KafkaError, TimeoutError):
         return None
     cluster = ClusterMetadata()

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from faust.transport.drivers import aiokafka as driver
+from aimesh.transport.mixin_base import ProducerMixinBase
 
 BROKER_DEFAULT_MAX_S = 900.0
 
 
-class Producer(driver.Producer):
+class TransactionTimeout(ProducerMixinBase):
+    """Mixin for Faust's aiokafka Producer."""
+
     def _settings_default(self) -> Mapping[str, Any]:
         longest_event_s = float(self.app.conf.broker_max_poll_interval)
         timeout_ms = int(min(longest_event_s, BROKER_DEFAULT_MAX_S) * 1000)
