@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aimesh.diagnostics import dump_tasks
@@ -22,15 +22,15 @@ async def _outer_wait(event: asyncio.Event) -> None:
     await _inner_wait(event)
 
 
-async def test_the_dump_shows_the_whole_chain_of_awaits():
+async def _dump_of_stuck(waits: Callable[[asyncio.Event], Awaitable[None]]) -> str:
+    """The dump's section on a task stuck in `waits` (released once the dump is taken)."""
     event = asyncio.Event()
-    waiting = asyncio.create_task(_outer_wait(event), name="stuck-one")
+    waiting = asyncio.create_task(waits(event), name="stuck-one")
     await asyncio.sleep(0.01)
     dump = dump_tasks()
     event.set()
     await waiting
-    section = dump[dump.index("--- stuck-one") :]
-    assert section.index("_outer_wait") < section.index("_inner_wait") < section.index(" wait")
+    return dump[dump.index("--- stuck-one") :]
 
 
 @asynccontextmanager
@@ -44,14 +44,13 @@ async def _in_async_with(event: asyncio.Event) -> None:
         pass
 
 
+async def test_the_dump_shows_the_whole_chain_of_awaits():
+    section = await _dump_of_stuck(_outer_wait)
+    assert section.index("_outer_wait") < section.index("_inner_wait") < section.index(" wait")
+
+
 async def test_the_chain_goes_on_through_an_async_context_manager():
-    event = asyncio.Event()
-    waiting = asyncio.create_task(_in_async_with(event), name="stuck-in-async-with")
-    await asyncio.sleep(0.01)
-    dump = dump_tasks()
-    event.set()
-    await waiting
-    section = dump[dump.index("--- stuck-in-async-with") :]
+    section = await _dump_of_stuck(_in_async_with)
     assert section.index("_in_async_with") < section.index("_entered_once") < section.index(" wait")
 
 
