@@ -1,11 +1,12 @@
 """Faust's Kafka transport, with the fixes the fault tests (tests/test_faults.py) called for, each
 in its own module:
 
-- `topics_known`: subscribe only once the broker's metadata shows every topic;
+- `topics_known`: subscribe only once every broker's metadata shows every topic;
 - `stable_highwaters`: under exactly-once, recover tables up to the broker's last stable offsets;
 - `parked_seek`: seek to the committed offsets while no record is being handed out;
 - `handled_commits`: never commit past a record the agents have not finished;
 - `uncommitted_rewind`: read a partition nobody has committed for from its start;
+- `position_pending`: the livelock check passes over a partition whose position is being looked up;
 - `barrier_commits`: a commit waits for the agents' open output sections;
 - `transaction_timeout`: exactly-once transactions may stay open as long as an event may take;
 - `tracked_topics`: the producer's metadata keeps every topic the producer sends to.
@@ -20,6 +21,7 @@ from faust.transport.drivers import aiokafka as driver
 from aimesh.transport.barrier_commits import BarrierCommits
 from aimesh.transport.handled_commits import HandledCommits
 from aimesh.transport.parked_seek import ParkedSeek
+from aimesh.transport.position_pending import PositionPending
 from aimesh.transport.stable_highwaters import StableHighwaters
 from aimesh.transport.topics_known import TopicsKnown
 from aimesh.transport.tracked_topics import TrackedTopics
@@ -27,7 +29,7 @@ from aimesh.transport.transaction_timeout import TransactionTimeout
 from aimesh.transport.uncommitted_rewind import RewindUncommitted
 
 
-class ConsumerThread(StableHighwaters, TopicsKnown, driver.AIOKafkaConsumerThread):
+class ConsumerThread(PositionPending, StableHighwaters, TopicsKnown, driver.AIOKafkaConsumerThread):
     pass
 
 
