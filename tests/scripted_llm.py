@@ -110,7 +110,9 @@ class ScriptedLLM:
 
 
 async def serve(llm: ScriptedLLM, port: int, host: str = "127.0.0.1") -> web.AppRunner:
-    runner = web.AppRunner(llm.app())
+    # Stopping drops requests still in flight after 1 s, as a server that goes down does;
+    # aiohttp's default waits 60 s for them (a fault test's LLM outage timed out on that).
+    runner = web.AppRunner(llm.app(), shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
