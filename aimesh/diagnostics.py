@@ -17,6 +17,7 @@ from typing import Any
 
 from aimesh.app import app
 from aimesh.commit_barrier import commit_barrier
+from aimesh.transport.position_pending import partition_state
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,11 @@ def consumer_state() -> str:
     )
     if kafka is None:
         return out.getvalue() + "    no Kafka consumer yet\n"
-    assignment = kafka._subscription.subscription
-    assignment = assignment.assignment if assignment is not None else None
     buffered = kafka._fetcher._records
     active = consumer._active_partitions or set()
     handed_out = getattr(consumer, "handed_out", {})
     for tp in sorted(consumer.assignment()):
-        state = assignment.state_value(tp) if assignment is not None else None
+        state = partition_state(kafka, tp)
         position = state.position if state is not None and state.has_valid_position else None
         out.write(
             f"    {tp.topic}[{tp.partition}] position={position} "

@@ -11,21 +11,28 @@ no progress to judge yet, so the check passes over it until it has one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiokafka import TopicPartition
 from faust.types import TP
 
 from aimesh.transport.mixin_base import ConsumerThreadMixinBase
 
 
+def partition_state(kafka: Any, tp: TP) -> Any:
+    """aiokafka's state of an assigned partition (position, highwater, paused), or None."""
+    subscription = kafka._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return None
+    return assignment.state_value(TopicPartition(tp.topic, tp.partition))
+
+
 class PositionPending(ConsumerThreadMixinBase):
     """Mixin for Faust's aiokafka consumer thread."""
 
     def has_position(self, tp: TP) -> bool:
-        assignment = self._ensure_consumer()._fetcher._subscriptions.subscription
-        assignment = assignment.assignment if assignment is not None else None
-        if assignment is None:
-            return False
-        state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+        state = partition_state(self._ensure_consumer(), tp)
         return state is not None and state.has_valid_position
 
     def verify_event_path(self, now: float, tp: TP) -> None:
