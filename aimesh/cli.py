@@ -1,4 +1,5 @@
-"""The `aimesh` command: `up` runs the whole mesh; `broker`, `llm` and `worker` run one part each.
+"""The `aimesh` command: `up` runs the whole mesh; `broker`, `llm` and `worker` run one part each;
+`pull` installs a model for the embedded LLM server.
 
 `aimesh up` starts only what is missing (the embedded broker when AIMESH_BROKER_URL is unset, the
 embedded LLM server when no Ollama answers), runs one Faust worker with every agent and the web
@@ -126,6 +127,10 @@ def up(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"aimesh: {exc}", file=sys.stderr)
             return 2
+    host = find_ollama(settings.ollama_host)
+    if host is None and (problem := prepare_chat_models(settings)):
+        print(f"aimesh: {problem}", file=sys.stderr)
+        return 2
     _stop_on_signals()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -140,9 +145,11 @@ def up(args: argparse.Namespace) -> int:
             print(f"broker: embedded Tansu at {url}", flush=True)
         else:
             print(f"broker: {settings.broker_url}", flush=True)
-        host = find_ollama(settings.ollama_host)
         if host is None:
-            print("llm: no Ollama answers; starting the embedded server (SmolLM2 + e5)", flush=True)
+            print(
+                f"llm: no Ollama answers; starting the embedded server ({settings.chat_model})",
+                flush=True,
+            )
             server, host = start_embedded_llm(logs / "llm.log")
             mesh.add("llm", server)
             embedded.append("llm")
@@ -211,12 +218,55 @@ def llm(args: argparse.Namespace) -> int:
     """Run the embedded Ollama-compatible server in the foreground (the Procfile's `llm`)."""
     from aimesh.llm.server import main as serve
 
-    threads = Settings.from_env().llm_threads
+    settings = Settings.from_env()
+    threads = settings.llm_threads
     serve(
-        ["--host", args.host, "--port", str(args.port)]
+        ["--host", args.host, "--port", str(args.port), "--models-dir", str(settings.models_dir)]
         + (["--threads", str(threads)] if threads else [])
     )
     return 0
+
+
+def pull(args: argparse.Namespace) -> int:
+    """Install a model's pinned packages (pip shows its progress), then join and check its file."""
+    import asyncio
+
+    from aimesh.llm.pull import pull_events
+
+    async def show() -> int:
+        shown = set()
+        async for event in pull_events(args.model, Settings.from_env().models_dir, quiet_pip=False):
+            if "error" in event:
+                print(f"aimesh pull: {event['error']}", file=sys.stderr)
+                return 2 if event["error"].startswith("unknown model") else 1
+            line = event["status"]
+            if "total" in event:
+                percent = event["completed"] * 100 // event["total"]
+                line += f": {percent}% of {event['total']:,} bytes"
+            if "path" in event:
+                line += f" ({event['path']})"
+            if line not in shown:
+                shown.add(line)
+                print(line, flush=True)
+        return 0
+
+    return asyncio.run(show())
+
+
+def prepare_chat_models(settings: Settings) -> str:
+    """Join and check the embedded server's chat model before anything starts; '' or why it
+    cannot run. Joining and hashing it (half a gigabyte for the default) happens once, not on
+    the first request, and a missing or altered package is named before anything else starts."""
+    from aimesh.llm.catalog import UnknownModel, lookup
+    from aimesh.llm.model_store import ModelError, model_file
+
+    try:
+        spec = lookup(settings.chat_model)
+        print(f"llm: checking {spec.name} against its pinned sha256", flush=True)
+        model_file(spec, settings.models_dir)
+    except (UnknownModel, ModelError) as exc:
+        return f"AIMESH_CHAT_MODEL: {exc}"
+    return ""
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -289,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=11434)
     s.set_defaults(handler=llm)
+    p = commands.add_parser("pull", help="install a model for the embedded LLM server")
+    p.add_argument("model", help="e.g. qwen2.5-coder:0.5b, qwen2.5-coder:1.5b, smollm2:135m")
+    p.set_defaults(handler=pull)
     x = commands.add_parser("sandbox", help="run one program in the sandbox; print its verdict")
     x.add_argument("code_file", help="the program")
     x.add_argument("--test", help="a test file, run after the program in the same namespace")

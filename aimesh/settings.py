@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from aimesh.llm.catalog import DEFAULT_CHAT_MODEL
 from aimesh.sandbox.limits import Limits
 from aimesh.sandbox.pool import PoolConfig
 from aimesh.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
@@ -20,7 +21,6 @@ from aimesh.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
 T = TypeVar("T")
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
-DEFAULT_CHAT_MODEL = "smollm2:135m"
 DEFAULT_EMBED_MODEL = "nomic-embed-text"
 EMBEDDED_EMBED_MODEL = "e5-small"
 
@@ -138,6 +138,16 @@ def _broker_kind(raw: str) -> str:
     return kind
 
 
+REVIEW_MODES = ("all", "passed", "off")
+
+
+def _review_mode(raw: str) -> str:
+    mode = raw.lower()
+    if mode not in REVIEW_MODES:
+        raise ValueError("must be all, passed or off")
+    return mode
+
+
 def _http_url(raw: str) -> str:
     text = raw if "://" in raw else f"http://{raw}"
     parsed = urlparse(text)
@@ -185,6 +195,8 @@ class Settings:
     max_tasks: int | None = None
     task_interval: float = 1.0
     max_fixes: int = 3
+    max_in_flight: int = 4  # cycles started and not finished; 0: no limit
+    review: str = "all"  # which solutions the Reviewer sends to the model
     chat_model: str = DEFAULT_CHAT_MODEL
     embed_model: str = DEFAULT_EMBED_MODEL
     memory_k: int = 3
@@ -206,6 +218,11 @@ class Settings:
     def broker(self) -> str:
         """The broker's URL: AIMESH_BROKER_URL, or a Kafka on this machine's default port."""
         return self.broker_url or DEFAULT_BROKER
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the embedded server's models are joined from their packages."""
+        return self.data_dir / "models"
 
     @property
     def memory_path(self) -> Path:
@@ -234,6 +251,8 @@ class Settings:
             max_tasks=_parse(env, "AIMESH_MAX_TASKS", None, _zero_or_more),
             task_interval=_parse(env, "AIMESH_TASK_INTERVAL", 1.0, _positive_float),
             max_fixes=_parse(env, "AIMESH_MAX_FIXES", 3, _zero_or_more),
+            max_in_flight=_parse(env, "AIMESH_MAX_IN_FLIGHT", 4, _zero_or_more),
+            review=_parse(env, "AIMESH_REVIEW", "all", _review_mode),
             chat_model=_parse(env, "AIMESH_CHAT_MODEL", DEFAULT_CHAT_MODEL, str),
             embed_model=_parse(env, "AIMESH_EMBED_MODEL", DEFAULT_EMBED_MODEL, str),
             memory_k=_parse(env, "AIMESH_MEMORY_K", 3, _zero_or_more),

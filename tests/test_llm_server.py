@@ -24,9 +24,10 @@ from aimesh.llm.backends import (
     TEMPLATE_TOKENS_PER_MESSAGE,
     Completion,
     E5Embedder,
-    SmolLM2Chat,
     fit_messages,
 )
+from aimesh.llm.catalog import DEFAULT_CHAT_MODEL
+from aimesh.llm.chat_models import ChatModels
 from aimesh.llm.server import DEFAULT_TEMPERATURE, build_app, start_server
 
 CHAT = "smollm2:135m"
@@ -35,7 +36,7 @@ FAST = {"num_predict": 32, "temperature": 0.0, "seed": 7}
 
 
 @pytest.fixture(scope="module")
-def real_host() -> Iterator[str]:
+def real_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Serve the real backends from a private loop in a thread, like a separate Ollama process.
 
     One llama.cpp thread: on 2 busy cores, two spin-waiting threads ran 6-16x slower.
@@ -43,7 +44,8 @@ def real_host() -> Iterator[str]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    app = build_app(SmolLM2Chat(n_threads=1), E5Embedder())
+    models = ChatModels(tmp_path_factory.mktemp("models"), n_threads=1)
+    app = build_app(models, E5Embedder())
     runner = asyncio.run_coroutine_threadsafe(start_server(app, "127.0.0.1", 0), loop).result()
     host, port = runner.addresses[0][:2]
     try:
@@ -79,6 +81,26 @@ async def test_chat_returns_text(client: ollama.AsyncClient) -> None:
     assert reply.done and reply.done_reason in {"stop", "length"}
     assert reply.eval_count and 0 < reply.eval_count <= FAST["num_predict"]
     assert reply.prompt_eval_count and reply.total_duration
+
+
+@pytest.mark.asyncio
+async def test_the_default_code_model_writes_code_that_passes(client: ollama.AsyncClient) -> None:
+    """The real Qwen2.5-Coder 0.5B, as `make run` uses it, on a tiny task, judged by the sandbox."""
+    from aimesh import prompts
+    from aimesh.codeextract import extract_code
+    from aimesh.sandbox import build_program, run_program
+
+    tests = "assert add(2, 3) == 5\nassert add(-1, 1) == 0"
+    task = prompts.task_prompt("Add", "Return the sum of a and b.", "def add(a, b):", tests)
+    reply = await client.chat(
+        model=DEFAULT_CHAT_MODEL,
+        messages=prompts.solve_messages(task, []),
+        options={"num_predict": 96, "temperature": 0.0, "seed": 7},
+    )
+    code = extract_code(reply.message.content or "", "add")
+    assert "def add" in code, reply.message.content
+    result = await run_program(build_program(code, tests))
+    assert result.passed, (code, result.error)
 
 
 @pytest.mark.asyncio
@@ -138,14 +160,21 @@ async def test_embed_two_texts_and_legacy_embeddings(
 
 
 @pytest.mark.asyncio
-async def test_list_shows_both_models(client: ollama.AsyncClient) -> None:
+async def test_list_shows_the_installed_models(client: ollama.AsyncClient) -> None:
     listed = await client.list()
     by_name = {m.model: m for m in listed.models}
-    assert set(by_name) == {CHAT, EMBED}
+    assert {CHAT, DEFAULT_CHAT_MODEL, EMBED} <= set(by_name)
     chat = by_name[CHAT]
-    assert chat.size and chat.size > 10_000_000
+    assert chat.size == 98_362_432
     assert chat.digest and len(chat.digest) == 64
     assert chat.details and chat.details.format == "gguf"
+    coder = by_name[DEFAULT_CHAT_MODEL].details
+    assert coder is not None
+    assert (coder.family, coder.parameter_size, coder.quantization_level) == (
+        "qwen2",
+        "494M",
+        "Q4_K_M",
+    )
 
 
 @pytest.mark.asyncio

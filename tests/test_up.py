@@ -110,3 +110,16 @@ def test_a_busy_web_port_is_a_clear_error_before_anything_starts(tmp_path, scrip
     assert result.returncode == 1
     assert f"127.0.0.1:{port} is in use" in result.stderr and "--web-port" in result.stderr
     assert "broker:" not in result.stdout
+
+
+def test_an_unknown_or_missing_chat_model_is_refused_before_anything_starts(tmp_path):
+    """With no Ollama answering, the embedded server's model is checked first (exit 2)."""
+    env = up_env(tmp_path, "http://127.0.0.1:9", free_port())  # nothing answers there
+    env["AIMESH_CHAT_MODEL"] = "llama9:1t"
+    result = subprocess.run(
+        [sys.executable, "-m", "aimesh", "up"], env=env, cwd=tmp_path, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "AIMESH_CHAT_MODEL: unknown model 'llama9:1t'" in result.stderr
+    assert "broker:" not in result.stdout

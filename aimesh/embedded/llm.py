@@ -36,7 +36,8 @@ def find_ollama(configured: str | None) -> str | None:
 def start_embedded_llm(
     log_path: Path, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `aimesh llm` (SmolLM2 + e5) on a loopback port; return it once /api/tags answers."""
+    """Start the embedded server (catalog chat models + e5) on a loopback port; return it once
+    /api/tags answers."""
     port = port or free_port()
     host = f"http://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)

