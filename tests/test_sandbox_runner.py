@@ -51,9 +51,54 @@ async def test_failed_assertion_names_the_line() -> None:
     result = await run_program(program)
     assert result.status == "failed" and not result.passed
     assert result.error_type == "AssertionError"
-    assert "assert add(1, 2) == 3" in result.error
+    assert result.error.startswith("add(1, 2) returned -1, expected 3 at line")
+    assert result.error.endswith(": assert add(1, 2) == 3"), "the test's line as written"
     line = program.splitlines().index("assert add(1, 2) == 3") + 1
     assert result.error_line == line
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        ("assert 3 == add(1, 2)", "add(1, 2) returned -1, expected 3"),
+        ("assert add(2, 2) != 0", "add(2, 2) returned 0, expected anything but 0"),
+        ("assert add(1, 2) == 3, 'own message'", "add(1, 2) returned -1, expected 3"),
+    ],
+)
+async def test_a_failed_comparison_says_what_the_call_returned(test: str, message: str) -> None:
+    result = await run_program(build_program(WRONG_ADD, test))
+    assert result.status == "failed"
+    assert message in result.error
+
+
+@pytest.mark.asyncio
+async def test_a_long_returned_value_is_cut_short() -> None:
+    result = await run_program(
+        build_program("def big():\n    return 'x' * 5000\n", "assert big() == ''")
+    )
+    assert result.error.startswith("big() returned 'xxx")
+    assert "..., expected ''" in result.error and len(result.error) < 500
+
+
+@pytest.mark.asyncio
+async def test_comparisons_that_hold_and_others_are_left_alone() -> None:
+    tests = (
+        "assert add(1, 2) == 3\nassert abs(add(1, 2) - 3) < 1e-9\nx = [add(1, 1)]\nassert x == [2]"
+    )
+    assert (await run_program(build_program(ADD, tests))).passed
+    result = await run_program(build_program(ADD, "assert [add(1, 1)] == [3]"))
+    assert result.error.startswith("at line") or "assert [add(1, 1)] == [3]" in result.error
+
+
+@pytest.mark.asyncio
+async def test_the_preamble_runs_before_the_solution() -> None:
+    preamble = "from typing import List\n\ndef helper(x):\n    return x * 2\n"
+    code = "def double_all(xs: List[int]) -> List[int]:\n    return [helper(x) for x in xs]\n"
+    tests = "assert double_all([1, 2]) == [2, 4]"
+    without = await run_program(build_program(code, tests))
+    assert without.error_type == "NameError" and "List" in without.error
+    assert (await run_program(build_program(code, tests, preamble=preamble))).passed
 
 
 @pytest.mark.asyncio
@@ -139,7 +184,8 @@ async def test_humaneval_check_format() -> None:
     assert (await run_program(build_program(ADD, HUMANEVAL_TESTS, "add"))).passed
     result = await run_program(build_program(WRONG_ADD, HUMANEVAL_TESTS, "add"))
     assert result.status == "failed"
-    assert "assert candidate(2, 3) == 5" in result.error
+    assert result.error.startswith("candidate(2, 3) returned -1, expected 5 at line")
+    assert "(from line" in result.error and "check(add)" in result.error
 
 
 @pytest.mark.asyncio

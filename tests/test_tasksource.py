@@ -89,3 +89,20 @@ def test_a_task_may_set_its_own_sandbox_limits(tmp_path):
     (spec,) = read_jsonl(path, on_error=lambda e: errors.append(str(e)))
     assert spec.limits == {"timeout_s": 30, "memory_mb": 1024}
     assert "ceiling" in errors[0] and "unknown sandbox limit(s) gpus" in errors[1]
+
+
+def test_own_format_may_carry_a_preamble_shown_in_the_prompt(tmp_path):
+    from aimesh.prompts import first_prompt
+
+    line = {
+        "title": "Scale",
+        "function_name": "scale",
+        "preamble": "FACTOR = 3\n",
+        "tests": ["assert scale(2) == 6"],
+    }
+    (spec,) = read_jsonl(write(tmp_path / "own.jsonl", line))
+    assert spec.preamble == "FACTOR = 3\n" and not spec.tests_hidden
+    prompt = first_prompt(spec)
+    assert "```python\nFACTOR = 3\n```" in prompt and "assert scale(2) == 6" in prompt
+    with pytest.raises(TaskSourceError, match="preamble must be a string"):
+        list(read_jsonl(write(tmp_path / "bad.jsonl", {**line, "preamble": ["x"]})))

@@ -23,6 +23,8 @@ import types
 from json import dumps
 from typing import Any, NoReturn
 
+from .explain import explained
+
 PROGRAM = "program.py"
 MODULE = "__program__"
 EXIT_OK, EXIT_ERROR, EXIT_ASSERT = 0, 1, 2
@@ -195,7 +197,7 @@ def run(program_fd: int, report_fd: int, nonce: str, open_files: int) -> NoRetur
     report: dict[str, object] = {"phase": "done", "type": ""}
     exit_code = EXIT_OK
     try:
-        code = compile(source, PROGRAM, "exec", dont_inherit=True)
+        code = compile(explained(source, PROGRAM), PROGRAM, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
         report, exit_code = _compile_report(exc), EXIT_ERROR
         _print_exception(exc, None, limit=0)
