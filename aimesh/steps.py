@@ -69,7 +69,7 @@ async def judge(solution: Solution, limits: Limits) -> RunResult:
         note = solution.note or "the answer had no Python code"
         return RunResult(status="error", error_type="NoCode", error=note)
     task = solution.task
-    program = build_program(solution.code, task.tests, task.entry_point or None)
+    program = build_program(solution.code, task.tests, task.entry_point or None, task.preamble)
     return await run_program(program, limits.with_overrides(task.limits))
 
 
@@ -87,15 +87,32 @@ def _review_fields(data: object) -> tuple[float, str, list[str]]:
     return float(score), critique, [str(issue) for issue in issues]
 
 
-async def review(llm: LLM, solution: Solution) -> Review:
-    """A Review for every solution: an unusable answer gives valid=False with the reason."""
+def unreviewed(solution: Solution, why: str) -> Review:
+    """The Review of a solution the model is not asked about (AIMESH_REVIEW), saying why."""
+    return Review(
+        cycle_id=solution.cycle_id,
+        attempt=solution.attempt,
+        score=None,
+        critique=f"Not reviewed: {why}.",
+        created_at=now(),
+    )
+
+
+async def review(llm: LLM, solution: Solution, passed: bool | None = None) -> Review:
+    """A Review for every solution: an unusable answer gives valid=False with the reason.
+
+    The reviewer sees the task's tests and, when known, whether the code passed them: judged on
+    the code alone, a small model scored failing code as high as passing code (0.95 against 1.0).
+    """
     base: dict[str, Any] = {"cycle_id": solution.cycle_id, "attempt": solution.attempt}
     if not solution.code.strip():
         return Review(**base, score=0.0, critique="No code to review.", created_at=now())
-    task = solution.task.prompt or solution.task.description
+    task = solution.task
     try:
         result = await llm.chat(
-            prompts.review_messages(task, solution.code),
+            prompts.review_messages(
+                task.prompt or task.description, solution.code, task.tests, passed
+            ),
             schema=prompts.REVIEW_SCHEMA,
             max_tokens=300,
         )
@@ -159,7 +176,7 @@ def fix_task(solution: Solution, result: RunResult) -> Task:
     """The next attempt: the original task with the failed code and its error in the prompt."""
     task = solution.task
     error = error_text(result)
-    original = prompts.task_prompt(task.title, task.description, task.signature, task.tests)
+    original = prompts.first_prompt(task)
     return Task(
         **{
             **task.asdict(),

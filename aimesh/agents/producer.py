@@ -1,6 +1,7 @@
 """Producer: invents tasks with the LLM, or reads them from a JSONL file, onto `ai_topic`.
 
-Runs on the leader only, one task per tick, up to AIMESH_MAX_TASKS. Task ids from a file are
+Runs on the leader only, one task per tick, up to AIMESH_MAX_TASKS, while fewer than
+AIMESH_MAX_IN_FLIGHT cycles are open (aimesh/in_flight.py). Task ids from a file are
 derived from the file, so a restarted leader re-sends the same ids and the idempotent agents
 downstream ignore what they have already done.
 """
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 
 from aimesh import prompts, services
 from aimesh.app import app, settings
+from aimesh.archive import CycleArchive
+from aimesh.in_flight import InFlightWindow
 from aimesh.llm.client import LLMError
 from aimesh.plain_send import send_plain
 from aimesh.records import Task, now
@@ -27,6 +30,8 @@ _sent = 0
 _done = False
 _file_tasks: Iterator[TaskSpec] | None = None
 _bad_lines: list[str] = []
+_archive = CycleArchive(settings.tables_dir)
+_window = InFlightWindow(settings.max_in_flight, lambda: _archive.cycles.read()["cycle_id"])
 
 
 async def _brainstorm() -> TaskSpec | None:
@@ -76,7 +81,9 @@ def to_task(spec: TaskSpec, source: str) -> Task:
         function_name=spec.function_name,
         signature=spec.signature,
         entry_point=spec.entry_point,
-        prompt=prompts.task_prompt(spec.title, spec.description, spec.signature, spec.tests),
+        preamble=spec.preamble,
+        tests_hidden=spec.tests_hidden,
+        prompt=prompts.first_prompt(spec),
         source=source,
         limits=dict(spec.limits),
         created_at=now(),
@@ -92,6 +99,8 @@ async def produce() -> None:
         _done = True
         await log_event(AGENT, f"produced {_sent} tasks, the configured maximum")
         return
+    if not _window.has_room():
+        return
     spec = _next_from_file() if settings.tasks else await _brainstorm()
     while _bad_lines:
         await event(AGENT, "bad_task_line", error=_bad_lines.pop(0))
@@ -102,5 +111,6 @@ async def produce() -> None:
         return
     task = to_task(spec, _source_label())
     await send_plain(tasks_topic, task.cycle_id, task, delivered=True)  # no input to commit with
+    _window.started(task.cycle_id)
     _sent += 1
     await event(AGENT, "task_created", cycle_id=task.cycle_id, title=task.title, number=_sent)

@@ -1,6 +1,19 @@
-"""Reviewer: critiques each solution with the model, as JSON (score 0-1, critique, issues)."""
+"""Reviewer: critiques solutions with the model, as JSON (score 0-1, critique, issues).
+
+On a CPU every review costs as much model time as the code it reviews, so AIMESH_REVIEW says
+which solutions reach the model:
+- `all` (default): every solution, as it arrives, with the task's tests;
+- `passed`: only code that passed (what the dataset keeps), with its verdict. The solution and
+  its verdict arrive on different topics in either order, so they meet in a table keyed by the
+  root task id (co-partitioned with both topics);
+- `off`: none.
+Every solution still gets a Review record (one saying why it was not reviewed), so the archive's
+join of task, solution, verdict and review completes for every attempt.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from faust import StreamT
 
@@ -8,18 +21,15 @@ from aimesh import services, steps
 from aimesh.agents.guard import handle
 from aimesh.agents.ledger import Ledger
 from aimesh.app import app, settings
-from aimesh.records import Review, Solution
+from aimesh.records import Review, Solution, Verdict
 from aimesh.telemetry import event, metric
-from aimesh.topics import reviews_topic, solutions_topic
+from aimesh.topics import failed_topic, reviews_topic, solutions_topic, verified_topic
 
 AGENT = "reviewer"
 
 ledger = Ledger("reviewer_handled")
-
-
-async def critique(solution: Solution) -> Review:
-    """Every solution gets a review, a usable one or one that says why there is none."""
-    return await steps.review(services.llm(), solution)
+pending = app.Table("review_pending", default=dict, partitions=settings.partitions)
+"""cycle_id -> {attempt: {"solution": JSON text, "passed": bool}}, while one half is missing."""
 
 
 async def deliver(review: Review) -> None:
@@ -31,18 +41,68 @@ async def report(review: Review) -> None:
         await event(AGENT, "review_invalid", cycle_id=review.cycle_id, error=review.critique)
     if review.model:
         await metric(AGENT, "llm_latency_ms", review.latency_ms, cycle_id=review.cycle_id)
-    await metric(AGENT, "review_score", review.score or 0.0, cycle_id=review.cycle_id)
+    if review.score is not None:
+        await metric(AGENT, "review_score", review.score, cycle_id=review.cycle_id)
+
+
+async def review_once(solution: Solution, passed: bool | None) -> None:
+    """Review (or say why not) once per attempt; `passed` is None while the verdict is unknown."""
+
+    async def critique() -> Review:
+        if settings.review == "off":
+            return steps.unreviewed(solution, "AIMESH_REVIEW=off")
+        if settings.review == "passed" and not passed:
+            return steps.unreviewed(solution, "the code failed its tests (AIMESH_REVIEW=passed)")
+        return await steps.review(services.llm(), solution, passed)
+
+    review = await ledger.once(AGENT, solution.cycle_id, solution.attempt, critique, deliver)
+    if review is not None:
+        await report(review)
+
+
+async def meet(cycle_id: str, attempt: int, half: dict[str, Any]) -> None:
+    """Keep one half of (solution, verdict); review once both are there."""
+    waiting = dict(pending[cycle_id])
+    slot = {**waiting.get(str(attempt), {}), **half}
+    if "solution" not in slot or "passed" not in slot:
+        pending[cycle_id] = {**waiting, str(attempt): slot}
+        return
+    solution = Solution.loads(slot["solution"].encode(), serializer="json")
+    await review_once(solution, bool(slot["passed"]))
+    left = dict(pending[cycle_id])  # read again: the next attempt may have arrived meanwhile
+    left.pop(str(attempt), None)
+    if left:
+        pending[cycle_id] = left
+    else:
+        pending.pop(cycle_id, None)
 
 
 async def on_solution(solution: Solution) -> None:
-    review = await ledger.once(
-        AGENT, solution.cycle_id, solution.attempt, lambda: critique(solution), deliver
-    )
-    if review is not None:
-        await report(review)
+    if settings.review == "passed" and solution.code.strip():
+        half = {"solution": solution.dumps().decode()}
+        await meet(solution.cycle_id, solution.attempt, half)
+    else:
+        await review_once(solution, None)
+
+
+async def on_verdict(verdict: Verdict) -> None:
+    if settings.review == "passed" and not ledger.done(verdict.cycle_id, verdict.attempt):
+        await meet(verdict.cycle_id, verdict.attempt, {"passed": verdict.passed})
 
 
 @app.agent(solutions_topic, concurrency=settings.llm_concurrency)
 async def reviewer(stream: StreamT[Solution]) -> None:
     async for message in stream.events():
         await handle(AGENT, message, on_solution)
+
+
+@app.agent(verified_topic, name="review_passes")
+async def review_passes(stream: StreamT[Verdict]) -> None:
+    async for message in stream.events():
+        await handle(AGENT, message, on_verdict)
+
+
+@app.agent(failed_topic, name="review_failures")
+async def review_failures(stream: StreamT[Verdict]) -> None:
+    async for message in stream.events():
+        await handle(AGENT, message, on_verdict)
