@@ -253,6 +253,21 @@ def pull(args: argparse.Namespace) -> int:
     return asyncio.run(show())
 
 
+def report(args: argparse.Namespace) -> int:
+    """Print the learning figures of the archive in AIMESH_TABLES_DIR (or --tables)."""
+    from pathlib import Path
+
+    from aimesh.report import report as lines
+
+    settings = Settings.from_env()
+    tables = Path(args.tables) if args.tables else settings.tables_dir
+    if not (tables / "attempts.csv").is_file():
+        print(f"aimesh report: no archive in {tables} (no attempts.csv)", file=sys.stderr)
+        return 2
+    print("\n".join(lines(tables, settings.max_fixes)))
+    return 0
+
+
 def prepare_chat_models(settings: Settings) -> str:
     """Join and check the embedded server's chat model before anything starts; '' or why it
     cannot run. Joining and hashing it (half a gigabyte for the default) happens once, not on
@@ -260,12 +275,16 @@ def prepare_chat_models(settings: Settings) -> str:
     from aimesh.llm.catalog import UnknownModel, lookup
     from aimesh.llm.model_store import ModelError, model_file
 
-    try:
-        spec = lookup(settings.chat_model)
-        print(f"llm: checking {spec.name} against its pinned sha256", flush=True)
-        model_file(spec, settings.models_dir)
-    except (UnknownModel, ModelError) as exc:
-        return f"AIMESH_CHAT_MODEL: {exc}"
+    wanted = [("AIMESH_CHAT_MODEL", settings.chat_model), ("AIMESH_FIX_MODEL", settings.fix_model)]
+    for setting, name in wanted:
+        if not name:
+            continue
+        try:
+            spec = lookup(name)
+            print(f"llm: checking {spec.name} against its pinned sha256", flush=True)
+            model_file(spec, settings.models_dir)
+        except (UnknownModel, ModelError) as exc:
+            return f"{setting}: {exc}"
     return ""
 
 
@@ -339,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=11434)
     s.set_defaults(handler=llm)
+    r = commands.add_parser("report", help="print the learning figures of a run's archive")
+    r.add_argument("--tables", help="the archive's folder (default: AIMESH_TABLES_DIR)")
+    r.set_defaults(handler=report)
     p = commands.add_parser("pull", help="install a model for the embedded LLM server")
     p.add_argument("model", help="e.g. qwen2.5-coder:0.5b, qwen2.5-coder:1.5b, smollm2:135m")
     p.set_defaults(handler=pull)

@@ -198,6 +198,7 @@ class Settings:
     max_in_flight: int = 4  # cycles started and not finished; 0: no limit
     review: str = "all"  # which solutions the Reviewer sends to the model
     chat_model: str = DEFAULT_CHAT_MODEL
+    fix_model: str = ""  # the model for fix attempts; "" is the chat model
     embed_model: str = DEFAULT_EMBED_MODEL
     memory_k: int = 3
     memory_collection: str = "aimesh_memory"
@@ -254,6 +255,7 @@ class Settings:
             max_in_flight=_parse(env, "AIMESH_MAX_IN_FLIGHT", 4, _zero_or_more),
             review=_parse(env, "AIMESH_REVIEW", "all", _review_mode),
             chat_model=_parse(env, "AIMESH_CHAT_MODEL", DEFAULT_CHAT_MODEL, str),
+            fix_model=_parse(env, "AIMESH_FIX_MODEL", "", str),
             embed_model=_parse(env, "AIMESH_EMBED_MODEL", DEFAULT_EMBED_MODEL, str),
             memory_k=_parse(env, "AIMESH_MEMORY_K", 3, _zero_or_more),
             memory_collection=_parse(env, "AIMESH_MEMORY_COLLECTION", "aimesh_memory", str),

@@ -34,12 +34,14 @@ async def recall(memory: MemorySkill, task: Task, k: int) -> Recall:
     return Recall([m.as_prompt() for m in found])
 
 
-async def solve(llm: LLM, task: Task, memories: list[str]) -> Solution:
-    """Ask the model for code; an unreachable model or an answer without code is a value, too."""
+async def solve(llm: LLM, task: Task, memories: list[str], fix_model: str = "") -> Solution:
+    """Ask the model for code (a fix goes to `fix_model` when one is set); an unreachable model
+    or an answer without code is a value, too."""
     messages = prompts.solve_messages(task.prompt or task.description, memories)
     fields: dict[str, Any] = {"code": "", "note": ""}
+    model = fix_model if task.attempt > 1 and fix_model else None
     try:
-        result = await llm.chat(messages, max_tokens=512)
+        result = await llm.chat(messages, max_tokens=512, model=model)
     except LLMError as exc:
         fields["note"] = f"LLM error: {exc}"
     else:

@@ -61,7 +61,18 @@ const COUNTERS = [
   ["pass 1st try", (s) => percent(s.pass_rate_first_try)],
   ["pass after fixes", (s) => percent(s.pass_rate_after_fixes)],
   ["mean attempts", (s) => s.mean_attempts],
+  // Whether the loop learns (aimesh/archive/learning.py): fixes that worked, and whether the
+  // reviewer's scores agree with the verdicts (0.5 is no signal).
+  ["passed within 1 fix", (s) => percent(s.learning.pass_after_fixes[1]?.rate)],
+  ["fixes that passed", (s) => fixesPassed(s.learning.fixes_by_error)],
+  ["review agreement", (s) => s.learning.review.agreement],
 ];
+
+function fixesPassed(byError) {
+  const rows = Object.values(byError);
+  const tried = rows.reduce((sum, row) => sum + row.tried, 0);
+  return tried ? `${rows.reduce((sum, row) => sum + row.succeeded, 0)}/${tried}` : "–";
+}
 
 function percent(rate) {
   return rate === null || rate === undefined ? "–" : `${Math.round(rate * 1000) / 10}%`;

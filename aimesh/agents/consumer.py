@@ -24,7 +24,7 @@ async def solve(task: Task) -> Solution:
         await event(AGENT, "memory_unavailable", cycle_id=task.cycle_id, error=recalled.error)
     elif recalled.memories:
         await metric(AGENT, "memories_recalled", len(recalled.memories), cycle_id=task.cycle_id)
-    return await steps.solve(services.llm(), task, recalled.memories)
+    return await steps.solve(services.llm(), task, recalled.memories, settings.fix_model)
 
 
 async def deliver(solution: Solution) -> None:

@@ -72,18 +72,21 @@ class LLM:
         schema: dict[str, Any] | None = None,
         max_tokens: int = 512,
         temperature: float = 0.2,
+        model: str | None = None,
     ) -> ChatResult:
+        """One chat call to `model` (default: the chat model)."""
         started = time.perf_counter()
+        model = model or self.chat_model
         response = await self._retrying(
             self._client.chat,
-            model=self.chat_model,
+            model=model,
             messages=messages,
             format=schema,
             options={"num_predict": max_tokens, "temperature": temperature},
         )
         return ChatResult(
             text=response.message.content or "",
-            model=response.model or self.chat_model,
+            model=response.model or model,
             latency_ms=(time.perf_counter() - started) * 1000,
             prompt_tokens=response.prompt_eval_count or 0,
             completion_tokens=response.eval_count or 0,

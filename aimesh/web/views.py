@@ -13,7 +13,7 @@ from typing import Any
 from faust import StreamT, web
 
 from aimesh.agents.persistence import archive
-from aimesh.app import app
+from aimesh.app import app, settings
 from aimesh.records import TELEMETRY_TYPES, Telemetry
 from aimesh.topics import telemetry_topic
 from aimesh.web.cycles import cycle_detail, cycles_page, latest_retrievals
@@ -90,7 +90,7 @@ class Status(JsonView):
 @app.page("/api/summary")
 class Summary(JsonView):
     async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
-        return summarize(archive.cycles.read(), archive.attempts.read())
+        return summarize(archive.cycles.read(), archive.attempts.read(), settings.max_fixes)
 
 
 @app.page("/api/cycles")
