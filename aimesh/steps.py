@@ -108,7 +108,7 @@ async def review(llm: LLM, solution: Solution, passed: bool | None = None) -> Re
     """
     base: dict[str, Any] = {"cycle_id": solution.cycle_id, "attempt": solution.attempt}
     if not solution.code.strip():
-        return Review(**base, score=0.0, critique="No code to review.", created_at=now())
+        return Review(**base, score=None, critique="No code to review.", created_at=now())
     task = solution.task
     try:
         result = await llm.chat(

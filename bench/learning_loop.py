@@ -6,7 +6,9 @@ empty and whatever it holds was learned within the run. The same subset runs twi
 (AIMESH_MEMORY_K=3) and off (0), and the figures are printed side by side:
 
 - first-try pass@1: passed first attempts over judged first attempts (the published protocol:
-  the prompt is the preamble, the tests are hidden, greedy-ish sampling at temperature 0.2);
+  the prompt is the preamble, the tests are hidden; sampling at temperature 0.2). With memory
+  on, a first attempt's prompt also carries what earlier cycles of the run taught: that column
+  is the loop's figure, the memory-off column the model's own;
 - pass after fixes: cycles passed over cycles, with fixes from the sandbox's error;
 - the model's published pass@1; wall time; the LLM's decode speed from the server's log.
 
@@ -96,7 +98,9 @@ def decode_speed(log: Path) -> tuple[int, float]:
     return tokens, seconds
 
 
-def run_mesh(label: str, tasks: Path, n: int, env_extra: dict[str, str], work: Path) -> Run:
+def run_mesh(
+    label: str, tasks: Path, n: int, env_extra: dict[str, str], work: Path, timeout_s: float
+) -> Run:
     data, tables = work / label / "data", work / label / "tables"
     data.mkdir(parents=True)
     shared_models = Settings.from_env().models_dir.resolve()
@@ -119,6 +123,7 @@ def run_mesh(label: str, tasks: Path, n: int, env_extra: dict[str, str], work: P
         stderr=subprocess.STDOUT,
         text=True,
         check=False,
+        timeout=timeout_s,
     )
     wall = time.monotonic() - started
     if done.returncode != 0:
@@ -150,6 +155,7 @@ def main() -> None:
     parser.add_argument("--fix-model", default="")
     parser.add_argument("--memory", choices=("both", "on", "off"), default="both")
     parser.add_argument("--review", choices=("off", "passed", "all"), default="off")
+    parser.add_argument("--timeout-min", type=float, default=180, help="per run")
     args = parser.parse_args()
     if args.n < 1 or args.max_fixes < 0:
         parser.error("--n must be at least 1 and --max-fixes at least 0")
@@ -171,7 +177,11 @@ def main() -> None:
                 "AIMESH_REVIEW": args.review,
             }
             print(f"running memory {memory}: {len(problems)} problems ...", flush=True)
-            runs.append(run_mesh(f"memory-{memory}", tasks, len(problems), extra, work))
+            runs.append(
+                run_mesh(
+                    f"memory-{memory}", tasks, len(problems), extra, work, args.timeout_min * 60
+                )
+            )
     published = lookup(args.model).published_humaneval
     print(
         f"\nHumanEval, {len(problems)} problems (seed {args.seed}), model {args.model}"

@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,29 @@ def test_parts_are_joined_in_order_and_checked(packages: Path, tmp_path: Path) -
     path = model_file(_spec(), models)
     assert path == models / "tiny-test.gguf"
     assert path.read_bytes() == b"".join(CHUNKS)
-    assert sorted(p.name for p in models.iterdir()) == ["tiny-test.gguf", "tiny-test.gguf.verified"]
+    assert sorted(p.name for p in models.iterdir()) == [
+        "tiny-test.gguf",
+        "tiny-test.gguf.lock",
+        "tiny-test.gguf.verified",
+    ]
+
+
+def test_callers_at_once_join_the_model_once_and_whole(packages: Path, tmp_path: Path) -> None:
+    """A pull and a first chat (threads), or two processes, may ask for one model at once."""
+    models = tmp_path / "models"
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _: model_file(_spec(), models), range(4)))
+    assert len(set(paths)) == 1 and paths[0].read_bytes() == b"".join(CHUNKS)
+    assert not list(models.glob("*.partial"))
+
+
+def test_a_models_dir_that_cannot_be_written_is_a_clear_error(
+    packages: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    with pytest.raises(ModelError, match=r"tiny:test: cannot prepare it in .*file-not-dir"):
+        model_file(_spec(), blocker / "models")
 
 
 def test_a_joined_file_is_not_hashed_again_unless_it_changed(

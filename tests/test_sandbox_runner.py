@@ -73,6 +73,38 @@ async def test_a_failed_comparison_says_what_the_call_returned(test: str, messag
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("code", "tests", "status"),
+    [
+        # the comparison runs as written, left to right: inc() runs after c[0] is read
+        ("c = [0]\ndef inc():\n    c[0] += 1\n    return c[0]\n", "assert c[0] == inc()", "failed"),
+        # an __eq__ answering 2 is true, as plain Python takes it
+        (
+            "class W:\n    def __eq__(s, o):\n        return 2\ndef f():\n    return W()\n",
+            "assert f() == 1",
+            "passed",
+        ),
+        # a solution defining the message helper changes a message, never a verdict
+        (
+            "_aimesh_expect_ = lambda *a: True\ndef f():\n    return 1\n",
+            "assert f() == 2",
+            "failed",
+        ),
+        # too deep for the rewrite: the program runs as written
+        (
+            "def f():\n    return 1\n",
+            "x = " + "+".join(["1"] * 800) + "\nassert f() == 1",
+            "passed",
+        ),
+    ],
+)
+async def test_explaining_a_comparison_never_changes_its_verdict(
+    code: str, tests: str, status: str
+) -> None:
+    assert (await run_program(build_program(code, tests))).status == status
+
+
+@pytest.mark.asyncio
 async def test_a_long_returned_value_is_cut_short() -> None:
     result = await run_program(
         build_program("def big():\n    return 'x' * 5000\n", "assert big() == ''")

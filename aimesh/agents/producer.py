@@ -31,7 +31,12 @@ _done = False
 _file_tasks: Iterator[TaskSpec] | None = None
 _bad_lines: list[str] = []
 _archive = CycleArchive(settings.tables_dir)
-_window = InFlightWindow(settings.max_in_flight, lambda: _archive.cycles.read()["cycle_id"])
+_window = InFlightWindow(
+    settings.max_in_flight,
+    lambda: _archive.cycles.read()["cycle_id"],
+    # far longer than any cycle: every attempt may wait out its LLM timeout twice (code, review)
+    give_up_after_s=2 * settings.llm_timeout * (settings.max_fixes + 1),
+)
 
 
 async def _brainstorm() -> TaskSpec | None:
@@ -99,7 +104,14 @@ async def produce() -> None:
         _done = True
         await log_event(AGENT, f"produced {_sent} tasks, the configured maximum")
         return
-    if not _window.has_room():
+    try:
+        room = _window.has_room()
+    except Exception as exc:  # e.g. the archive read mid-write: try again on the next tick
+        await event(AGENT, "in_flight_unknown", error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    while _window.expired:
+        await event(AGENT, "cycle_not_finished", cycle_id=_window.expired.pop(0))
+    if not room:
         return
     spec = _next_from_file() if settings.tasks else await _brainstorm()
     while _bad_lines:

@@ -46,13 +46,22 @@ async def report(review: Review) -> None:
 
 
 async def review_once(solution: Solution, passed: bool | None) -> None:
-    """Review (or say why not) once per attempt; `passed` is None while the verdict is unknown."""
+    """Review once per attempt; `passed` is None while the verdict is unknown.
+
+    A review saying why the model was not asked is sent without the ledger: it costs nothing,
+    a duplicate changes nothing downstream, and the ledger only remembers the last attempt of a
+    cycle, so an earlier attempt whose verdict came late would otherwise be skipped for ever.
+    """
+    why = ""
+    if settings.review == "off":
+        why = "AIMESH_REVIEW=off"
+    elif settings.review == "passed" and not passed:
+        why = "the code failed its tests (AIMESH_REVIEW=passed)"
+    if why:
+        await deliver(steps.unreviewed(solution, why))
+        return
 
     async def critique() -> Review:
-        if settings.review == "off":
-            return steps.unreviewed(solution, "AIMESH_REVIEW=off")
-        if settings.review == "passed" and not passed:
-            return steps.unreviewed(solution, "the code failed its tests (AIMESH_REVIEW=passed)")
         return await steps.review(services.llm(), solution, passed)
 
     review = await ledger.once(AGENT, solution.cycle_id, solution.attempt, critique, deliver)
@@ -69,8 +78,14 @@ async def meet(cycle_id: str, attempt: int, half: dict[str, Any]) -> None:
         return
     solution = Solution.loads(slot["solution"].encode(), serializer="json")
     await review_once(solution, bool(slot["passed"]))
-    left = dict(pending[cycle_id])  # read again: the next attempt may have arrived meanwhile
-    left.pop(str(attempt), None)
+    forget(cycle_id, attempt)
+
+
+def forget(cycle_id: str, attempt: int) -> None:
+    """Drop an attempt's slot (read again: the next attempt may have arrived meanwhile)."""
+    left = dict(pending[cycle_id])
+    if left.pop(str(attempt), None) is None:
+        return
     if left:
         pending[cycle_id] = left
     else:
@@ -83,11 +98,16 @@ async def on_solution(solution: Solution) -> None:
         await meet(solution.cycle_id, solution.attempt, half)
     else:
         await review_once(solution, None)
+        if settings.review == "passed":  # no code: its verdict may have left a slot
+            forget(solution.cycle_id, solution.attempt)
 
 
 async def on_verdict(verdict: Verdict) -> None:
-    if settings.review == "passed" and not ledger.done(verdict.cycle_id, verdict.attempt):
-        await meet(verdict.cycle_id, verdict.attempt, {"passed": verdict.passed})
+    if settings.review != "passed":
+        return
+    if verdict.passed and ledger.done(verdict.cycle_id, verdict.attempt):
+        return  # a redelivered pass, already reviewed
+    await meet(verdict.cycle_id, verdict.attempt, {"passed": verdict.passed})
 
 
 @app.agent(solutions_topic, concurrency=settings.llm_concurrency)

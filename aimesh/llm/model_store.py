@@ -9,12 +9,14 @@ again; a file whose size or mtime moved is hashed again.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,9 +70,11 @@ def _record(spec: ModelSpec, path: Path) -> dict[str, object]:
     stat = path.stat()
     return {
         "sha256": spec.sha256,
-        "path": str(path),
+        "path": str(path.resolve()),
         "size": stat.st_size,
         "mtime": stat.st_mtime_ns,
+        "ctime": stat.st_ctime_ns,  # `touch -d` or `cp -p` can restore an mtime, not a ctime
+        "inode": stat.st_ino,
     }
 
 
@@ -91,9 +95,10 @@ def _assemble(spec: ModelSpec, target: Path, progress: Progress) -> None:
     for part, path in zip(spec.parts, paths, strict=True):
         _check_size(part, path)
     whole = hashlib.sha256()
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    partial = Path(name)
     try:
-        with partial.open("wb") as out:
+        with os.fdopen(handle, "wb") as out:
             for part, path in zip(spec.parts, paths, strict=True):
                 digest = hashlib.sha256()
                 done = 0
@@ -137,8 +142,20 @@ def _sha256(path: Path, progress: Progress, what: str) -> str:
 def model_file(spec: ModelSpec, models_dir: Path, progress: Progress = _quiet) -> Path:
     """The model's verified GGUF file, assembled first if needed; ModelError says why not.
 
-    A one-part model is used where its package keeps it, after checking its hash.
+    A one-part model is used where its package keeps it, after checking its hash. One model is
+    checked or joined by one caller at a time (a lock file: a pull and a first chat, or two
+    processes, may ask at once); a disk or permission problem is a ModelError too.
     """
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        with open(models_dir / f"{spec.filename}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return _model_file(spec, models_dir, progress)
+    except OSError as exc:
+        raise ModelError(f"{spec.name}: cannot prepare it in {models_dir}: {exc}") from exc
+
+
+def _model_file(spec: ModelSpec, models_dir: Path, progress: Progress) -> Path:
     missing = missing_parts(spec)
     if missing:
         names = ", ".join(part.requirement for part in missing)
@@ -150,7 +167,6 @@ def model_file(spec: ModelSpec, models_dir: Path, progress: Progress = _quiet) -
     path = part_path(spec.parts[0]) if single else models_dir / spec.filename
     if path.is_file() and _still_verified(spec, path, models_dir):
         return path
-    models_dir.mkdir(parents=True, exist_ok=True)
     if single:
         _check_size(spec.parts[0], path)
         _check_digest(
@@ -170,7 +186,8 @@ def install(spec: ModelSpec, *, quiet: bool = False) -> list[Part]:
     if not missing:
         return []
     wanted = [part.requirement for part in missing]
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", *wanted]
+    # Wheels only: a part's release gaining an sdist later must not run a build here.
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:", *wanted]
     if quiet:
         command.insert(4, "--quiet")
     done = subprocess.run(command, capture_output=quiet, text=True, check=False)

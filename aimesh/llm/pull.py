@@ -42,6 +42,8 @@ async def pull_events(
                 yield event
         except ModelError as exc:
             yield {"error": str(exc)}
+        except Exception as exc:  # a stream already started cannot become an HTTP error
+            yield {"error": f"{spec.name}: {type(exc).__name__}: {exc}"}
 
 
 async def _pull(spec: ModelSpec, models_dir: Path, quiet_pip: bool) -> AsyncIterator[Event]:

@@ -2,17 +2,25 @@
 
 `assert candidate('x') == 'x'` fails with only its own line; a model fixing the code needs
 `candidate('x') returned 'xx', expected 'x'`. The program's syntax tree is rewritten before it
-is compiled: `assert CALL == EXPECTED` becomes `assert _aimesh_expect_(CALL, EXPECTED, ...)`,
-keeping every position, so tracebacks and reports still show the test's own line as written.
-Standard library only: this runs inside the jail.
+is compiled, only in the assert's message:
+
+    assert (_l := A) == (_r := B), _aimesh_expect_(_l, _r, "A", "==", <the assert's own message>)
+
+The comparison itself is the one written, evaluated in the order written, so the rewrite cannot
+change a verdict; the message is built only when the assert fails. Every position is kept, so
+reports still show the test's own line. Anything the rewrite cannot handle (a tree too deep for
+the transformer, say) compiles the program as written instead. Standard library only: this runs
+inside the jail.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+from types import CodeType
 
 HELPER = "_aimesh_expect_"
+LEFT, RIGHT = "_aimesh_left_", "_aimesh_right_"
 MAX_SHOWN = 300
 
 
@@ -24,43 +32,69 @@ def _shown(value: object) -> str:
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
-def expect(actual: object, expected: object, call: str, equal: bool) -> bool:
-    """True when the comparison holds; else an AssertionError naming both values."""
-    if (actual == expected) == equal:
-        return True
-    want = _shown(expected) if equal else f"anything but {_shown(expected)}"
-    raise AssertionError(f"{call} returned {_shown(actual)}, expected {want}")
+def expect(left: object, right: object, call: str, op: str, call_left: bool, own: object) -> str:
+    """The message of a failed comparison: what the call returned, and what was expected."""
+    actual, expected = (left, right) if call_left else (right, left)
+    want = _shown(expected) if op == "==" else f"anything but {_shown(expected)}"
+    message = f"{call} returned {_shown(actual)}, expected {want}"
+    return message if own is None else f"{message} ({own})"
 
 
 class _Explain(ast.NodeTransformer):
     def __init__(self, source: str) -> None:
-        self.source = source
+        self.lines = source.splitlines(keepends=True)
+
+    def _text(self, node: ast.expr) -> str:
+        """The node's source as written (columns are UTF-8 byte offsets)."""
+        if node.end_lineno is None or node.end_col_offset is None:
+            return ast.unparse(node)
+        first, last = node.lineno - 1, node.end_lineno - 1
+        chunk = [line.encode("utf-8") for line in self.lines[first : last + 1]]
+        if not chunk:
+            return ast.unparse(node)
+        if first == last:
+            return chunk[0][node.col_offset : node.end_col_offset].decode("utf-8", "replace")
+        chunk[0], chunk[-1] = chunk[0][node.col_offset :], chunk[-1][: node.end_col_offset]
+        return b"".join(chunk).decode("utf-8", "replace")
 
     def visit_Assert(self, node: ast.Assert) -> ast.Assert:
         test = node.test
         if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
             return node
-        if not isinstance(test.ops[0], (ast.Eq, ast.NotEq)):
-            return node
+        op = {ast.Eq: "==", ast.NotEq: "!="}.get(type(test.ops[0]))
         left, right = test.left, test.comparators[0]
-        if not isinstance(left, ast.Call) and isinstance(right, ast.Call):
-            left, right = right, left  # `assert 3 == f(1)`
-        if not isinstance(left, ast.Call):
+        call_left = isinstance(left, ast.Call)
+        if op is None or not (call_left or isinstance(right, ast.Call)):
             return node
-        call = ast.get_source_segment(self.source, left) or ast.unparse(left)
-        checked = ast.Call(
+        call = self._text(left if call_left else right)
+        test.left = ast.NamedExpr(ast.Name(LEFT, ast.Store()), left)
+        test.comparators = [ast.NamedExpr(ast.Name(RIGHT, ast.Store()), right)]
+        node.msg = ast.Call(
             func=ast.Name(HELPER, ast.Load()),
-            args=[left, right, ast.Constant(call), ast.Constant(isinstance(test.ops[0], ast.Eq))],
+            args=[
+                ast.Name(LEFT, ast.Load()),
+                ast.Name(RIGHT, ast.Load()),
+                ast.Constant(call),
+                ast.Constant(op),
+                ast.Constant(call_left),
+                node.msg or ast.Constant(None),
+            ],
             keywords=[],
         )
-        node.test = ast.copy_location(checked, test)
+        ast.copy_location(test.left, left)
+        ast.copy_location(test.comparators[0], right)
         return node
 
 
-def explained(source: str, filename: str) -> ast.Module:
-    """The program's tree with its comparisons explained; SyntaxError as compile() raises it."""
-    tree = ast.parse(source, filename)
-    tree = _Explain(source).visit(tree)
-    ast.fix_missing_locations(tree)
+def compile_explained(source: str, filename: str) -> CodeType:
+    """The program compiled with its comparisons explained, or as written when that fails;
+    SyntaxError (and ValueError for a null byte) as compile() raises them."""
+    code = compile(source, filename, "exec", dont_inherit=True)  # the program's own errors first
+    try:
+        tree = _Explain(source).visit(ast.parse(source, filename))
+        ast.fix_missing_locations(tree)
+        explained = compile(tree, filename, "exec", dont_inherit=True)
+    except Exception:  # e.g. RecursionError on a very deep expression: run it as written
+        return code
     setattr(builtins, HELPER, expect)
-    return tree
+    return explained

@@ -23,7 +23,7 @@ import types
 from json import dumps
 from typing import Any, NoReturn
 
-from .explain import explained
+from .explain import compile_explained
 
 PROGRAM = "program.py"
 MODULE = "__program__"
@@ -197,7 +197,7 @@ def run(program_fd: int, report_fd: int, nonce: str, open_files: int) -> NoRetur
     report: dict[str, object] = {"phase": "done", "type": ""}
     exit_code = EXIT_OK
     try:
-        code = compile(explained(source, PROGRAM), PROGRAM, "exec", dont_inherit=True)
+        code = compile_explained(source, PROGRAM)
     except (SyntaxError, ValueError) as exc:
         report, exit_code = _compile_report(exc), EXIT_ERROR
         _print_exception(exc, None, limit=0)
