@@ -65,6 +65,8 @@ const COUNTERS = [
   // reviewer's scores agree with the verdicts (0.5 is no signal).
   ["passed within 1 fix", (s) => percent(s.learning.pass_after_fixes[1]?.rate)],
   ["fixes that passed", (s) => fixesPassed(s.learning.fixes_by_error)],
+  ["pass with memories", (s) => percent(s.learning.memory.with_memories.rate)],
+  ["pass without", (s) => percent(s.learning.memory.without.rate)],
   ["review agreement", (s) => s.learning.review.agreement],
 ];
 
