@@ -120,7 +120,9 @@ def fix_prompt(original: str, code: str, error: str) -> str:
     the task rather than echoing the error report.
     """
     return (
-        f"{FIX_PREFIX}\n```python\n{code}\n```\nIt failed with this error:\n{error}\n\n{original}"
+        f"{FIX_PREFIX}\n```python\n{code}\n```\nIt failed with this error:\n{error}\n"
+        "That code is wrong: write a corrected version, not the same code again.\n\n"
+        f"{original}"
     )
 
 

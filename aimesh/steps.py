@@ -34,19 +34,33 @@ async def recall(memory: MemorySkill, task: Task, k: int) -> Recall:
     return Recall([m.as_prompt() for m in found])
 
 
+FIX_TEMPERATURES = (0.8, 1.0, 1.0)
+"""A fix is sampled warmer, again while it repeats the failed code: at 0.2 Qwen2.5-Coder-0.5B
+answered 13 of 13 fix prompts of a HumanEval run with the very code that had failed."""
+
+
+def _same_code(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
 async def solve(llm: LLM, task: Task, memories: list[str], fix_model: str = "") -> Solution:
     """Ask the model for code (a fix goes to `fix_model` when one is set); an unreachable model
     or an answer without code is a value, too."""
     messages = prompts.solve_messages(task.prompt or task.description, memories)
     fields: dict[str, Any] = {"code": "", "note": ""}
     model = fix_model if task.attempt > 1 and fix_model else None
+    temperatures = FIX_TEMPERATURES if task.attempt > 1 else (0.2,)
     try:
-        result = await llm.chat(messages, max_tokens=512, model=model)
+        for temperature in temperatures:
+            result = await llm.chat(messages, max_tokens=512, model=model, temperature=temperature)
+            code = extract_code(result.text, task.function_name or task.entry_point)
+            if not (task.previous_code and _same_code(code, task.previous_code)):
+                break
     except LLMError as exc:
         fields["note"] = f"LLM error: {exc}"
     else:
         fields.update(
-            code=extract_code(result.text, task.function_name or task.entry_point),
+            code=code,
             model=result.model,
             latency_ms=result.latency_ms,
             prompt_tokens=result.prompt_tokens,
