@@ -12,11 +12,7 @@ from pathlib import Path
 
 from aimesh.llm.backends import DEFAULT_CONTEXT, ChatBackend, LlamaChat
 from aimesh.llm.catalog import CATALOG, UnknownModel, lookup
-from aimesh.llm.model_store import ModelError, missing_parts
-
-
-class ModelNotInstalled(ModelError):
-    """A catalog model whose packages are not installed: `aimesh pull` or /api/pull fixes it."""
+from aimesh.llm.model_store import missing_parts, require_installed
 
 
 class ChatModels:
@@ -57,12 +53,7 @@ class ChatModels:
         spec = lookup(name)
         with self._lock:
             if spec.name not in self._made:
-                missing = missing_parts(spec)
-                if missing:
-                    names = ", ".join(part.requirement for part in missing)
-                    raise ModelNotInstalled(
-                        f"{spec.name} is not installed (missing {names}); pull it first"
-                    )
+                require_installed(spec)
                 self._made[spec.name] = LlamaChat(
                     spec, self.models_dir, n_ctx=self._n_ctx, n_threads=self._n_threads
                 )

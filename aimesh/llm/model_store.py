@@ -31,6 +31,10 @@ class ModelError(RuntimeError):
     """A model that cannot be used: a part missing or altered, or the joined file wrong."""
 
 
+class ModelNotInstalled(ModelError):
+    """A catalog model whose packages are not installed: `aimesh pull` or /api/pull fixes it."""
+
+
 def _quiet(_what: str, _done: int, _total: int) -> None:
     return None
 
@@ -51,6 +55,17 @@ def missing_parts(spec: ModelSpec) -> list[Part]:
     """The parts whose packages are not installed (a package without its file is another error,
     raised when the file is looked for)."""
     return [part for part in spec.parts if importlib.util.find_spec(part.module) is None]
+
+
+def require_installed(spec: ModelSpec) -> None:
+    """Raise ModelNotInstalled naming the missing packages, if any."""
+    missing = missing_parts(spec)
+    if missing:
+        names = ", ".join(part.requirement for part in missing)
+        raise ModelNotInstalled(
+            f"{spec.name} is not installed: missing package(s) {names}; "
+            f"run `aimesh pull {spec.name}`"
+        )
 
 
 def _check_size(part: Part, path: Path) -> None:
@@ -156,13 +171,7 @@ def model_file(spec: ModelSpec, models_dir: Path, progress: Progress = _quiet) -
 
 
 def _model_file(spec: ModelSpec, models_dir: Path, progress: Progress) -> Path:
-    missing = missing_parts(spec)
-    if missing:
-        names = ", ".join(part.requirement for part in missing)
-        raise ModelError(
-            f"{spec.name} is not installed: missing package(s) {names}; "
-            f"run `aimesh pull {spec.name}`"
-        )
+    require_installed(spec)
     single = len(spec.parts) == 1
     path = part_path(spec.parts[0]) if single else models_dir / spec.filename
     if path.is_file() and _still_verified(spec, path, models_dir):

@@ -35,7 +35,8 @@ from aimesh.llm.backends import (
     TokenCounter,
 )
 from aimesh.llm.catalog import UnknownModel
-from aimesh.llm.chat_models import ChatModels, ModelNotInstalled
+from aimesh.llm.chat_models import ChatModels
+from aimesh.llm.model_store import ModelNotInstalled
 from aimesh.llm.pull import pull_events
 
 log = logging.getLogger(__name__)
