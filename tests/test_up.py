@@ -54,6 +54,37 @@ def test_up_runs_n_cycles_on_an_embedded_broker_and_exits_0(tmp_path, scripted_l
     assert _closed(port), "the worker's web server is gone"
 
 
+def most_open_at_once(cycles: list[tuple[float, float]]) -> int:
+    """The largest number of cycles open at one instant, each open from start to finish."""
+    edges = sorted([(start, 1) for start, _ in cycles] + [(end, -1) for _, end in cycles])
+    open_now = most = 0
+    for _, change in edges:
+        open_now += change
+        most = max(most, open_now)
+    return most
+
+
+def test_the_producer_keeps_at_most_max_in_flight_cycles_open(tmp_path, scripted_llm):
+    """Six tasks queued 0.1 s apart, each needing a fix round trip of seconds: without the window
+    all six would be open together; with AIMESH_MAX_IN_FLIGHT=2 no more than two ever are."""
+    tasks = task_file(tmp_path / "tasks.jsonl", ["[fix]"] * 5 + ["[pass]"])
+    port = free_port()
+    env = up_env(tmp_path, scripted_llm.host, port)
+    env["AIMESH_MAX_IN_FLIGHT"] = "2"
+    result = subprocess.run(
+        [sys.executable, "-m", "aimesh", "up", "--max-cycles", "6", "--tasks", str(tasks),
+         "--web-port", str(port)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    cycles = CycleArchive(tmp_path / "tables").cycles.read()
+    assert len(cycles) == 6 and set(cycles["outcome"]) == {"passed"}
+    starts, ends = cycles["started_at"].astype(float), cycles["finished_at"].astype(float)
+    spans = list(zip(starts, ends, strict=True))
+    assert all(end > start for start, end in spans)
+    assert most_open_at_once(spans) == 2, spans
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_stops_everything_it_started(tmp_path, scripted_llm, stop_signal):
     port = free_port()
