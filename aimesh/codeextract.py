@@ -10,6 +10,8 @@ import ast
 import re
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+# Qwen2.5-Coder-0.5B sometimes puts the language on its own line: "```\npython\ndef f(): ..."
+_TAG_LINE = re.compile(r"\A[ \t]*(?:python3?|py)[ \t]*\n", re.IGNORECASE)
 _CODE_START = re.compile(r"^(def |class |import |from |async def |@)", re.MULTILINE)
 
 
@@ -32,7 +34,7 @@ def extract_code(answer: str, function_name: str = "") -> str:
     whole answer as bare code, then the answer from its first `def`/`import` line on.
     """
     blocks = [
-        body.strip()
+        _TAG_LINE.sub("", body).strip()
         for lang, body in _FENCE.findall(answer)
         if lang.lower() in ("", "python", "py", "python3")
     ]

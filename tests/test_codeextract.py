@@ -31,3 +31,11 @@ def test_no_code_gives_empty():
     assert extract_code("I cannot help with that.") == ""
     assert extract_code("") == ""
     assert extract_code('```json\n{"a": 1}\n```') == ""
+
+
+def test_a_language_tag_on_its_own_line_is_not_code():
+    """Qwen2.5-Coder-0.5B, asked with a fence without a language, answered like this; the tag
+    line read as code made every such answer a NameError."""
+    answer = "```\npython\ndef f(x):\n    return x\n```"
+    assert extract_code(answer, "f") == "def f(x):\n    return x"
+    assert extract_code("```\npython = 3\n```") == "python = 3"
