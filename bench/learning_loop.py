@@ -81,6 +81,7 @@ class Run:
     tokens: int
     decode_s: float
     fixes: dict[str, dict[str, int]]
+    first_failures: dict[str, int]  # error type -> failed first attempts
 
     def line(self, what: str) -> str:
         hits, total = self.first if what == "first" else self.after
@@ -129,9 +130,10 @@ def run_mesh(
     if done.returncode != 0:
         raise SystemExit(f"{label}: aimesh up exited {done.returncode}\n{done.stdout[-3000:]}")
     archive = CycleArchive(tables)
-    figures = learning(
-        archive.attempts.read(), archive.cycles.read(), int(env_extra["AIMESH_MAX_FIXES"])
-    )
+    attempts = archive.attempts.read()
+    figures = learning(attempts, archive.cycles.read(), int(env_extra["AIMESH_MAX_FIXES"]))
+    firsts = attempts[(attempts["attempt"].astype(int) == 1) & (attempts["status"] != "passed")]
+    first_failures = {str(k): int(v) for k, v in firsts["error_type"].value_counts().items()}
     first = figures["first_try"]
     last = figures["pass_after_fixes"][-1]
     tokens, seconds = decode_speed(data / "logs" / "llm.log")
@@ -143,6 +145,7 @@ def run_mesh(
         tokens,
         seconds,
         figures["fixes_by_error"],
+        first_failures,
     )
 
 
@@ -198,6 +201,7 @@ def main() -> None:
     hourly = [f"{r.after[1] / (r.wall_s / 3600):.0f}" for r in runs]
     print(f"{'cycles per hour':24}" + "".join(f"{h:>32}" for h in hourly))
     for run in runs:
+        print(f"failed first tries by error, {run.label}: {json.dumps(run.first_failures)}")
         print(f"fixes by error, {run.label}: {json.dumps(run.fixes)}")
 
 
