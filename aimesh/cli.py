@@ -315,28 +315,46 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    """Run one program (and a test file after it, in the same namespace) in the sandbox; print the
-    verdict as one JSON object; exit 0 only when it passed (2 when the sandbox cannot run)."""
+    """Judge one program against a test file in the sandbox; print the verdict as one JSON object
+    (its `mode` says how it was judged); exit 0 only when it passed (2 when the sandbox cannot
+    run). The tests run in a process of their own unless --same-process asks otherwise."""
     import asyncio
     import json
     from pathlib import Path
 
-    from aimesh.sandbox import SandboxUnavailable, build_program, configure, run_program
+    from aimesh.sandbox import (
+        SandboxUnavailable,
+        build_program,
+        configure,
+        run_program,
+        run_tests,
+    )
 
     settings = Settings.from_env()
     code = Path(args.code_file).read_text(encoding="utf-8")
     tests = Path(args.test).read_text(encoding="utf-8") if args.test else ""
+    preamble = Path(args.preamble).read_text(encoding="utf-8") if args.preamble else ""
     limits = settings.sandbox_limits
     if args.timeout is not None:
         limits = limits.with_overrides({"timeout_s": args.timeout})
     configure(settings.sandbox_pool_config())
     try:
-        result = asyncio.run(run_program(build_program(code, tests), limits))
+        if args.same_process:
+            program = build_program(code, tests, args.entry_point, preamble)
+            result = asyncio.run(run_program(program, limits))
+        else:
+            result = asyncio.run(run_tests(code, tests, args.entry_point, preamble, limits))
     except SandboxUnavailable as exc:
         print(f"aimesh sandbox: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result.to_dict()))
     return 0 if result.passed else 1
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"not a Python identifier: {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,7 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=pull)
     x = commands.add_parser("sandbox", help="run one program in the sandbox; print its verdict")
     x.add_argument("code_file", help="the program")
-    x.add_argument("--test", help="a test file, run after the program in the same namespace")
+    x.add_argument("--test", help="a test file; it calls the program's functions")
+    x.add_argument("--preamble", help="the task's own code, run before the program and the tests")
+    x.add_argument(
+        "--entry-point", type=_identifier, help="the function HumanEval-style check() is given"
+    )
+    x.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run program and tests in one process: UNSAFE for verdicts, the program can fake one",
+    )
     x.add_argument("--timeout", type=float, help="wall-clock seconds (AIMESH_SANDBOX_TIMEOUT)")
     x.set_defaults(handler=sandbox)
     w = commands.add_parser("worker", help="run one Faust worker against the configured broker")

@@ -128,6 +128,7 @@ class Verdict(faust.Record, serializer="json", include_metadata=False):
     outcome: str = ""
     fixes_left: int = 0
     layers: list[str] = []
+    mode: str = ""  # which sandbox mode judged it: "split" (the tests in their own process)
     created_at: float = 0.0
 
     def problems(self) -> list[str]:

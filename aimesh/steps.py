@@ -15,7 +15,7 @@ from aimesh.llm.client import LLM, LLMError
 from aimesh.memory import MemorySkill
 from aimesh.memory.skill import FAILURE, LESSON
 from aimesh.records import Review, Solution, Task, Verdict, now
-from aimesh.sandbox import Limits, RunResult, build_program, run_program
+from aimesh.sandbox import Limits, RunResult, run_tests
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,10 @@ async def judge(solution: Solution, limits: Limits) -> RunResult:
         note = solution.note or "the answer had no Python code"
         return RunResult(status="error", error_type="NoCode", error=note)
     task = solution.task
-    program = build_program(solution.code, task.tests, task.entry_point or None, task.preamble)
-    return await run_program(program, limits.with_overrides(task.limits))
+    limits = limits.with_overrides(task.limits)
+    return await run_tests(
+        solution.code, task.tests, task.entry_point or None, task.preamble, limits
+    )
 
 
 def _review_fields(data: object) -> tuple[float, str, list[str]]:

@@ -30,7 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -44,10 +43,10 @@ from dataclasses import dataclass
 from aimesh.archive import CycleArchive
 from aimesh.archive.learning import learning
 from aimesh.embedded.broker import free_port
+from aimesh.humaneval_controls import problems as humaneval_problems
 from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, lookup
 from aimesh.llm.model_store import model_file
 from aimesh.settings import Settings
-from aimesh.tasksource import humaneval_path
 
 ROOT = Path(__file__).resolve().parents[1]
 _GENERATION = re.compile(r": (\d+) prompt tokens in ([\d.]+) s, (\d+) tokens in ([\d.]+) s")
@@ -64,8 +63,7 @@ def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def subset(n: int, seed: int) -> list[dict]:
-    with gzip.open(humaneval_path(), "rt", encoding="utf-8") as lines:
-        problems = [json.loads(line) for line in lines if line.strip()]
+    problems = humaneval_problems()
     if n >= len(problems):
         return problems
     picked = sorted(random.Random(seed).sample(range(len(problems)), n))

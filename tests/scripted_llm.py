@@ -5,6 +5,7 @@ tested through its real client and network path. Answers depend on markers in th
   [pass]    correct code at once          [fix]     wrong code, then correct code when asked to fix
   [fail]    always wrong code             [garbage] prose with no code
   [badjson] correct code, but the review is not JSON
+and `answers` maps any other text found in the prompt to the code to answer with.
 Embeddings are bags of hashed words: texts sharing words are near, which is all memory needs.
 """
 
@@ -49,6 +50,7 @@ class ScriptedLLM:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.chats: list[dict[str, Any]] = []
+        self.answers: dict[str, str] = {}  # text in the prompt -> the code to answer with
 
     def answer(self, messages: list[dict[str, str]]) -> str:
         system = messages[0]["content"] if messages else ""
@@ -59,6 +61,9 @@ class ScriptedLLM:
             if "[badjson]" in user:
                 return "this is not json {"
             return json.dumps({"score": 0.8, "critique": "Clear and correct.", "issues": []})
+        for key, code in self.answers.items():
+            if key in user:
+                return f"```python\n{code}\n```"
         if "[garbage]" in user:
             return PROSE
         if "[fail]" in user:

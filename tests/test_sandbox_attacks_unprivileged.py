@@ -67,10 +67,10 @@ class UserSandbox:
             cwd="/",
         )
 
-    def run(self, program: str, attack: Attack) -> tuple[RunResult, RunResult]:
+    def run(self, program: str, attack: Attack, mode: str) -> tuple[RunResult, RunResult]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         limits = dataclasses.asdict(attack.limits)
-        request = {"program": program, "health": HEALTH_PROGRAM, "limits": limits}
+        request = {"program": program, "health": HEALTH_PROGRAM, "limits": limits, "mode": mode}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
@@ -112,12 +112,13 @@ def user_host() -> Iterator[Host]:
     shutil.rmtree(place, ignore_errors=True)
 
 
+@pytest.mark.parametrize("mode", ["split", "same-process"])
 @pytest.mark.parametrize("attack", ATTACKS, ids=[attack.name for attack in ATTACKS])
 def test_attack_is_contained_as_an_unprivileged_user(
-    attack: Attack, user_host: Host, user_sandbox: UserSandbox
+    attack: Attack, user_host: Host, user_sandbox: UserSandbox, mode: str
 ) -> None:
-    result, health = user_sandbox.run(user_host.render(attack.program), attack)
-    problems = attack_problems(attack, user_host, result) + health_problems(health)
+    result, health = user_sandbox.run(user_host.render(attack.program), attack, mode)
+    problems = attack_problems(attack, user_host, result, mode) + health_problems(health)
     if "no-capabilities" not in result.layers or "seccomp" not in result.layers:
         problems.append(f"ran without its layers: {result.layers}")
     assert not problems, "\n".join(problems) + "\n" + describe(result)

@@ -16,7 +16,7 @@ ATTEMPT_COLUMNS = (
     "cycle_id", "attempt", "title", "task", "code", "status", "passed", "error_type", "error",
     "sandbox_ms", "review_score", "critique", "review_valid", "model", "llm_latency_ms",
     "prompt_tokens", "completion_tokens", "memories_used", "finished_at", "memories",
-    "review_latency_ms",
+    "review_latency_ms", "verdict_mode",
 )  # fmt: skip
 CYCLE_COLUMNS = (
     "cycle_id", "title", "source", "outcome", "attempts", "started_at", "finished_at",
@@ -120,4 +120,5 @@ def attempt_row(number: int, slot: dict[str, Any]) -> dict[str, Any]:
         "finished_at": slot["finished_at"],
         "memories": json.dumps(solution.get("memories", [])),  # what recall gave the prompt
         "review_latency_ms": round(review.get("latency_ms", 0.0), 1),
+        "verdict_mode": verdict.get("mode", ""),  # "split": no program could have faked it
     }

@@ -5,9 +5,18 @@ from aimesh.sandbox.forkserver import SandboxUnavailable
 from aimesh.sandbox.limits import Limits
 from aimesh.sandbox.pool import PoolConfig, ServerPool, configure
 from aimesh.sandbox.program import build_program
-from aimesh.sandbox.runner import RunResult, active_layers, run_program
+from aimesh.sandbox.runner import (
+    SAME_PROCESS,
+    SPLIT,
+    RunResult,
+    active_layers,
+    run_program,
+    run_tests,
+)
 
 __all__ = [
+    "SAME_PROCESS",
+    "SPLIT",
     "STATUSES",
     "Limits",
     "PoolConfig",
@@ -18,4 +27,5 @@ __all__ = [
     "build_program",
     "configure",
     "run_program",
+    "run_tests",
 ]

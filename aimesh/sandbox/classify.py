@@ -2,7 +2,9 @@
 
 Inputs: the server's reply (exit code, who killed it and why, CPU used), the harness's report
 (exception type, message, line, and what the sandbox refused) and whether output overflowed.
-Our own kills take precedence: they explain any signal that follows.
+Our own kills take precedence: they explain any signal that follows. In a split run the report
+is the tests' side's, and the reply also says how the program's side ended: when the program's
+process died during a call, its exit status names why (a limit, a crash, an early exit).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aimesh.sandbox.limits import Limits
+
+EXIT_SETUP_FAILED = 125  # jail/child.py: a child that could not be isolated
 
 STATUSES = (
     "passed", "failed", "error", "timeout", "cpu_limit", "memory_limit", "output_limit",
@@ -36,15 +40,21 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _place(line: object, file: object) -> str:
+    """`line N` in the program, `tests.py line N` (or the preamble's) elsewhere."""
+    return f"{file} line {line}" if file and file != "program.py" else f"line {line}"
+
+
 def _describe(message: str, report: dict[str, Any]) -> str:
     """`message at line N: <statement>`, plus the test statement that led there if different."""
     where = ""
     line, text = report.get("line"), report.get("text")
     if line:
-        where = f"line {line}: {text}" if text else f"line {line}"
+        place = _place(line, report.get("file"))
+        where = f"{place}: {text}" if text else place
         origin_line, origin_text = report.get("origin_line"), report.get("origin_text")
         if origin_line and origin_text:
-            where += f" (from line {origin_line}: {origin_text})"
+            where += f" (from {_place(origin_line, report.get('origin_file'))}: {origin_text})"
     if message and where:
         return f"{message} at {where}"
     return message or where
@@ -55,7 +65,29 @@ def _line(report: dict[str, Any]) -> int | None:
     return line if isinstance(line, int) and not isinstance(line, bool) else None
 
 
-def _from_report(report: dict[str, Any], exit_code: int, limits: Limits) -> Outcome:
+def _program_exited(
+    report: dict[str, Any], program: dict[str, Any] | None, limits: Limits
+) -> Outcome:
+    """The program's process ended before answering: its exit status says why."""
+    during = str(report.get("during") or "during a call")
+    status = (program or {}).get("exit_code")
+    if isinstance(status, int) and status < 0:
+        outcome = _from_signal(-status, program or {}, limits)
+        return Outcome(outcome.status, outcome.error_type, f"{outcome.error} {during}")
+    if status == EXIT_SETUP_FAILED:
+        text = "the sandbox could not isolate the program's process (see stderr)"
+        return Outcome("error", "SandboxSetupError", text)
+    text = f"the program's process exited with status {status} {during}"
+    return Outcome("error", "ProgramExited", _describe(text, report), _line(report))
+
+
+def _from_report(
+    report: dict[str, Any],
+    exit_code: int,
+    limits: Limits,
+    reply_program: dict[str, Any] | None = None,
+    split: bool = False,
+) -> Outcome:
     kind = str(report.get("type") or "")
     if report.get("phase") == "setup":  # the program never ran (the server's self-test and
         # the attack suite make this rare; it is not the program's fault, and says so)
@@ -64,9 +96,18 @@ def _from_report(report: dict[str, Any], exit_code: int, limits: Limits) -> Outc
     message = str(report.get("message") or "")
     line = _line(report)
     if not kind:
-        if exit_code == 0:
+        if exit_code == 0 and (split is False or report.get("verdict") == "passed"):
             return Outcome("passed")
         return Outcome("error", "HarnessError", f"harness reported success but exited {exit_code}")
+    if kind == "ProgramExited":
+        return _program_exited(report, reply_program, limits)
+    if kind == "NotPlainData":
+        return Outcome("failed", kind, _describe(message, report), line)
+    if kind == "UnsupportedTest":
+        return Outcome("error", kind, _describe(message, report), line)
+    if report.get("phase") == "tests":
+        text = f"the task's tests do not compile: {kind}: {message}"
+        return Outcome("error", "TestsError", _describe(text, report), line)
     if report.get("denied"):
         text = f"the sandbox refused {report['denied']} ({kind}: {message})"
         return Outcome("forbidden", kind, _describe(text, report), line)
@@ -102,6 +143,18 @@ def _from_signal(sig: int, reply: dict[str, Any], limits: Limits) -> Outcome:
     return Outcome("crashed", name, f"process killed by {name}")
 
 
+def _running(report: dict[str, Any] | None) -> str:
+    """What a split run was doing when it ended without a verdict: loading, or which call."""
+    phase = (report or {}).get("phase")
+    if phase == "loading":
+        return " while the program loaded"
+    if phase == "calling":
+        return f" during {report['call']}" if report and report.get("call") else ""
+    if phase == "testing":
+        return f" in the tests, after {report['after']}" if report and report.get("after") else ""
+    return ""
+
+
 def classify(
     reply: dict[str, Any], report: dict[str, Any] | None, overflow: str, limits: Limits
 ) -> Outcome:
@@ -114,12 +167,17 @@ def classify(
         why = reply.get("why") or f"files in the scratch dir exceeded the {limits.disk_mb} MB limit"
         return Outcome("output_limit", "DiskLimit", f"{why} (disk limit)")
     if killed == "timeout":
-        return Outcome("timeout", "Timeout", f"wall-clock timeout after {limits.timeout_s:g}s")
+        text = f"wall-clock timeout after {limits.timeout_s:g}s{_running(report)}"
+        return Outcome("timeout", "Timeout", text)
     exit_code = int(reply["exit_code"])
     if exit_code < 0:
-        return _from_signal(-exit_code, reply, limits)
+        outcome = _from_signal(-exit_code, reply, limits)
+        return Outcome(outcome.status, outcome.error_type, outcome.error + _running(report))
+    if report is not None and report.get("phase") in ("loading", "calling", "testing"):
+        text = f"the tests' process exited with status {exit_code} and no verdict{_running(report)}"
+        return Outcome("error", "HarnessError", text)
     if report is not None:
-        return _from_report(report, exit_code, limits)
+        return _from_report(report, exit_code, limits, reply.get("program"), "program" in reply)
     if exit_code == 0:  # os._exit(0) or similar: the harness never got to say the tests ran
         msg = "program exited with status 0 before the tests finished (os._exit?)"
         return Outcome("error", "SystemExit", msg)

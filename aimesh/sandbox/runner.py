@@ -1,6 +1,13 @@
-"""Run one program through a fork server and say how it ended.
+"""Run code against its tests through a fork server and say how it ended.
 
-The engine owns the run's pipes: it hands the write ends (and the program, in a memfd) to the
+Two modes. `run_tests` (the default for every verdict) splits a run in two jailed processes:
+the program answers calls, the tests make them through a proxy and alone write the report
+(jail/judge.py), so nothing the program does can fake a pass. `run_program` runs one program,
+tests included, in one process: the program can reach its own report there, so that mode is
+unsafe for verdicts and serves whole-program runs (the attack suites, `aimesh sandbox` without
+tests).
+
+The engine owns the run's pipes: it hands the write ends (and the sources, in memfds) to the
 server with the request, reads stdout and stderr itself under the output cap, and asks the
 server to kill the run when a stream goes over it.
 """
@@ -12,6 +19,7 @@ import itertools
 import json
 import os
 import secrets
+import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,6 +28,9 @@ from aimesh.sandbox.classify import STATUSES, classify
 from aimesh.sandbox.forkserver import ForkServer, ForkServerError
 from aimesh.sandbox.limits import Limits
 from aimesh.sandbox.pool import ServerPool, pool
+from aimesh.sandbox.program import split_sources
+
+SPLIT, SAME_PROCESS = "split", "same-process (unsafe for verdicts)"
 
 _MAX_REPORT_BYTES = 64_000
 _READ_CHUNK = 65_536
@@ -42,6 +53,7 @@ class RunResult:
     stderr: str = ""
     duration_ms: float = 0.0
     layers: tuple[str, ...] = ()
+    mode: str = SPLIT
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -97,9 +109,9 @@ class _Drain:
         return self.tail.decode("utf-8", errors="replace")
 
 
-def _program_fd(program: str) -> int:
+def _program_fd(program: str, name: str = "program.py") -> int:
     """The program in an anonymous file: any size, and the server never holds its text."""
-    fd = os.memfd_create("program.py", os.MFD_CLOEXEC)
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
     data = program.encode("utf-8", errors="replace")
     view = memoryview(data)
     while view:
@@ -108,10 +120,10 @@ def _program_fd(program: str) -> int:
     return fd
 
 
-def _request(run_id: int, limits: Limits, nonce: str) -> dict[str, Any]:
+def _request(run_id: int, limits: Limits) -> dict[str, Any]:
     fields = ("timeout_s", "cpu_s", "memory_mb", "file_size_mb", "disk_mb", "open_files")
     limit_values = {name: getattr(limits, name) for name in fields}
-    return {"id": run_id, "nonce": nonce, "limits": limit_values}
+    return {"id": run_id, "limits": limit_values}
 
 
 def _parse_report(data: bytes, nonce: str) -> dict[str, Any] | None:
@@ -123,6 +135,14 @@ def _parse_report(data: bytes, nonce: str) -> dict[str, Any] | None:
     if not isinstance(report, dict) or report.get("nonce") != nonce:
         return None
     return report
+
+
+def _is_memfd(fd: int) -> bool:
+    try:
+        os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:  # a pipe cannot seek
+        return False
+    return True
 
 
 async def _exchange(
@@ -154,7 +174,10 @@ async def _exchange(
 
 
 def _read_report(fd: int) -> bytes:
-    """The report pipe after the run: the child is gone, so whatever it wrote is there now."""
+    """The report after the run: the child is gone, so whatever it wrote is there now (a pipe,
+    or the memfd a split run's tests rewrite in place, read from its start)."""
+    if _is_memfd(fd):
+        return os.pread(fd, _MAX_REPORT_BYTES, 0)
     os.set_blocking(fd, False)
     chunks: list[bytes] = []
     size = 0
@@ -175,20 +198,68 @@ async def run_program(
     limits: Limits = Limits(),  # noqa: B008 - frozen
     servers: ServerPool | None = None,
 ) -> RunResult:
-    """Run `program` (code plus tests, see build_program) once and classify the outcome.
+    """Run `program` (code plus tests, see build_program) in one process and classify the
+    outcome. Unsafe for verdicts: see the module's docstring; `run_tests` is the safe mode.
 
     Problems in the program are results; a sandbox that cannot start or isolate raises.
     `servers` defaults to the process-wide pool.
     """
+    report_read, report_write = os.pipe()
+    fds = [_program_fd(program), report_write]
+    nonce = secrets.token_hex(16)
+    return await _run(fds, [report_read], {"nonce": nonce}, nonce, limits, servers, SAME_PROCESS)
+
+
+async def run_tests(
+    code: str,
+    tests: str,
+    entry_point: str | None = None,
+    preamble: str = "",
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+    servers: ServerPool | None = None,
+) -> RunResult:
+    """Judge `code` against `tests` with the tests in a process of their own (the split mode):
+    the task's `preamble` runs on both sides, the tests call the program's functions through a
+    proxy, and only plain data crosses. `servers` defaults to the process-wide pool."""
+    # The nonce travels inside the tests' source: not even the fork server, whose memory the
+    # program's process is forked from, ever holds it.
+    nonce = secrets.token_hex(16)
+    program_source, tests_source = split_sources(code, tests, entry_point, preamble, nonce)
+    report = os.memfd_create("report", os.MFD_CLOEXEC)  # rewritten in place by the tests
+    program_end, tests_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fds = [_program_fd(program_source), _program_fd(tests_source, "tests.py"), report]
+    fds += [program_end.detach(), tests_end.detach()]
+    return await _run(fds, [os.dup(report)], {"split": True}, nonce, limits, servers, SPLIT)
+
+
+async def _run(
+    sources: list[int],
+    kept: list[int],
+    extra: dict[str, Any],
+    nonce: str,
+    limits: Limits,
+    servers: ServerPool | None,
+    mode: str,
+) -> RunResult:
+    """One run: `sources` are the fds the server gets besides stdout and stderr (the first goes
+    before them, the rest after); `kept[0]` is where the report is read once the run is over."""
     servers = servers or pool()
     run_id = next(_run_ids)
     started = time.perf_counter()
-    fds = [_program_fd(program)]
     readers: list[int] = []
-    for _ in range(3):  # stdout, stderr, report
-        read_end, write_end = os.pipe()
-        readers.append(read_end)
-        fds.append(write_end)
+    outputs: list[int] = []
+    fds = sources
+    try:
+        for _ in range(2):  # stdout, stderr
+            read_end, write_end = os.pipe()
+            readers.append(read_end)
+            outputs.append(write_end)
+        head = 2 if extra.get("split") else 1
+        fds = [*sources[:head], *outputs, *sources[head:]]
+        outputs = []
+    finally:
+        for fd in outputs:
+            os.close(fd)
     drains: list[_Drain] = []
     try:
         async with servers.server() as server:
@@ -197,14 +268,14 @@ async def run_program(
                 _Drain(readers[0], limits.output_bytes, kill),
                 _Drain(readers[1], limits.output_bytes, kill),
             ]
-            readers = readers[2:]  # the report's, read once the run is over
+            readers = []
             sent, fds = fds, []
-            nonce = secrets.token_hex(16)
-            reply = await _exchange(server, _request(run_id, limits, nonce), sent, drains)
-            data = _read_report(readers[0])
+            request = {**_request(run_id, limits), **extra}
+            reply = await _exchange(server, request, sent, drains)
+            data = _read_report(kept[0])
             report = _parse_report(data, nonce) if data else None
     finally:
-        for fd in [*fds, *readers]:
+        for fd in [*fds, *readers, *kept]:
             os.close(fd)
         for drain in drains:
             drain.close()
@@ -222,6 +293,7 @@ async def run_program(
         stderr=drains[1].text(),
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
         layers=tuple(servers.layers),
+        mode=mode,
     )
 
 

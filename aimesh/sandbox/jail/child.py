@@ -17,11 +17,15 @@ import socket
 from dataclasses import dataclass
 from typing import NoReturn
 
-from . import capabilities, harness, landlock, libc, seccomp
+from . import capabilities, harness, judge, landlock, libc, seccomp, serve
 from .rlimits import ChildLimits
 
-STDOUT, STDERR, PROGRAM_FD, REPORT_FD, GO_FD, RULESET_FD = 1, 2, 3, 4, 5, 6
+STDOUT, STDERR, PROGRAM_FD, REPORT_FD, GO_FD, RULESET_FD, CHANNEL_FD = 1, 2, 3, 4, 5, 6, 7
+HIGHEST_FIXED = CHANNEL_FD
 NULL_FD = 3  # /dev/null in the server (reserve_low_fds): the child's stdin, then its program
+# What a child runs: a whole program with its tests in one process (unsafe for verdicts), or one
+# side of a split run: the program answering calls, or the tests calling it (judge.py).
+SINGLE, PROGRAM, TESTS = "single", "program", "tests"
 EXIT_SETUP_FAILED = 125
 PR_SET_PDEATHSIG = 1
 GO = b"1"
@@ -40,34 +44,35 @@ class RunSpec:
     """One run as the child sees it: where, with which fds, under which limits."""
 
     scratch: str
-    fds: list[int]  # program, stdout, stderr, report, go (the server's signal: limits are set)
+    fds: dict[int, int]  # fixed number -> the server's fd; GO_FD: the server's "limits are set"
     ruleset_fd: int | None
     limits: ChildLimits
     nonce: str
     server_pid: int
     probe: bool = False
+    role: str = SINGLE
 
 
 def reserve_low_fds() -> None:
-    """In the server, at start: hold fds 3..RULESET_FD open on /dev/null, so every fd it later
+    """In the server, at start: hold fds 3..HIGHEST_FIXED open on /dev/null, so every fd it later
     receives or opens is above the numbers a child places its fds at, and the child can dup2
     straight into place (fd 3 doubles as the child's stdin)."""
-    while (fd := os.open(os.devnull, os.O_RDONLY)) <= RULESET_FD:
+    while (fd := os.open(os.devnull, os.O_RDONLY)) <= HIGHEST_FIXED:
         pass
     os.close(fd)
 
 
-def _place_fds(fds: list[int], ruleset: int | None) -> None:
+def _place_fds(fds: dict[int, int], ruleset: int | None) -> None:
     """Move the run's fds to fixed numbers and close everything else (the server's socket too)."""
-    program, stdout, stderr, report, go = fds
-    wanted = [(stdout, STDOUT), (stderr, STDERR), (program, PROGRAM_FD), (report, REPORT_FD)]
-    wanted += [(go, GO_FD)] + ([(ruleset, RULESET_FD)] if ruleset is not None else [])
-    if min(fd for fd, _ in wanted) <= RULESET_FD:
+    wanted = {**fds, **({RULESET_FD: ruleset} if ruleset is not None else {})}
+    if min(wanted.values()) <= HIGHEST_FIXED:
         raise RuntimeError("a run's fd collides with the fixed numbers (reserve_low_fds)")
     os.dup2(NULL_FD, 0)
-    for fd, target in wanted:
+    for target, fd in wanted.items():
         os.dup2(fd, target)
-    os.closerange(RULESET_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    for unused in set(range(PROGRAM_FD, HIGHEST_FIXED + 1)) - set(wanted):
+        os.close(unused)  # e.g. no report fd for the program's side of a split run
+    os.closerange(HIGHEST_FIXED + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def isolate(spec: RunSpec, layers: Layers) -> None:
@@ -95,8 +100,12 @@ def enter(spec: RunSpec, layers: Layers) -> NoReturn:
         if spec.probe:
             _probe(layers)
     except BaseException as exc:  # the setup failed: say so, never run the program unconfined
-        report_setup_failure(exc, spec.nonce)
+        report_setup_failure(exc, spec.nonce, to_stderr=spec.role == PROGRAM)
         os._exit(EXIT_SETUP_FAILED)
+    if spec.role == PROGRAM:
+        serve.serve(PROGRAM_FD, CHANNEL_FD, spec.limits.open_files)
+    if spec.role == TESTS:
+        judge.judge(PROGRAM_FD, REPORT_FD, CHANNEL_FD)
     harness.run(PROGRAM_FD, REPORT_FD, spec.nonce, spec.limits.open_files)
 
 
@@ -121,10 +130,11 @@ def _refused(action: object) -> bool:
     return False
 
 
-def report_setup_failure(exc: BaseException, nonce: str) -> None:
+def report_setup_failure(exc: BaseException, nonce: str, to_stderr: bool = False) -> None:
     message = {"phase": "setup", "type": type(exc).__name__, "message": str(exc)[:500]}
-    message["nonce"] = nonce
     try:
-        os.write(REPORT_FD, json.dumps(message).encode())
+        if to_stderr:  # the program's side of a split run has no report to write
+            raise OSError
+        os.write(REPORT_FD, json.dumps({**message, "nonce": nonce}).encode())
     except OSError:
         os.write(STDERR, f"aimesh sandbox setup failed: {message}\n".encode())

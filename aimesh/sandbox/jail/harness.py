@@ -42,7 +42,7 @@ _DENIED_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.EROFS, errno.EXDEV}
 _SILENTLY_REFUSED = frozenset({"os.system"})
 
 
-class _LastOperation:
+class LastOperation:
     """Remembers the most recent sensitive operation, so a refusal can be named after it."""
 
     def __init__(self) -> None:
@@ -82,7 +82,7 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _flush() -> None:
+def flush() -> None:
     """Flush every stdio stream; also runs before each fork so children don't repeat output."""
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
@@ -91,7 +91,7 @@ def _flush() -> None:
             pass
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
     """str() that cannot fail, capped so a huge message cannot bloat the report."""
     try:
         text = str(value)
@@ -104,11 +104,11 @@ def _statement(frame: traceback.FrameSummary) -> str:
     """The source of the statement a frame stopped on (all its lines, for a wrapped assert)."""
     first = frame.lineno or 0
     last = min(getattr(frame, "end_lineno", None) or first, first + MAX_STATEMENT_LINES - 1)
-    lines = [linecache.getline(PROGRAM, n).rstrip() for n in range(first, last + 1)]
-    return _text("\n".join(line for line in lines if line.strip()).strip())
+    lines = [linecache.getline(frame.filename, n).rstrip() for n in range(first, last + 1)]
+    return text_of("\n".join(line for line in lines if line.strip()).strip())
 
 
-def _denied(exc: BaseException, last: _LastOperation) -> str:
+def _denied(exc: BaseException, last: LastOperation) -> str:
     """What the sandbox refused, when `exc` is such a refusal; '' otherwise."""
     if isinstance(exc, socket.gaierror) and last.text.startswith("socket."):
         return last.text  # name resolution needs a socket, which is refused
@@ -121,35 +121,40 @@ def _denied(exc: BaseException, last: _LastOperation) -> str:
     return f"open({exc.filename!r})" if exc.filename else "a system call"
 
 
-def _run_report(exc: BaseException, last: _LastOperation) -> dict[str, object]:
-    """Type, message and where in program.py: innermost frame, and the statement that led there."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == PROGRAM]
+def run_report(
+    exc: BaseException, last: LastOperation, files: tuple[str, ...] = (PROGRAM,)
+) -> dict[str, object]:
+    """Type, message and where in `files`: innermost frame, and the statement that led there."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in files]
     report: dict[str, object] = {
         "phase": "run",
         "type": type(exc).__name__,
-        "message": _text(exc.code if isinstance(exc, SystemExit) else exc),
+        "message": text_of(exc.code if isinstance(exc, SystemExit) else exc),
         "errno": getattr(exc, "errno", None) if isinstance(exc, OSError) else None,
         "denied": _denied(exc, last),
     }
     if frames:
         inner, outer = frames[-1], frames[0]
-        report.update(line=inner.lineno, text=_statement(inner))
-        if outer.lineno != inner.lineno:
-            report.update(origin_line=outer.lineno, origin_text=_statement(outer))
+        report.update(line=inner.lineno, text=_statement(inner), file=inner.filename)
+        if (outer.filename, outer.lineno) != (inner.filename, inner.lineno):
+            report.update(
+                origin_line=outer.lineno, origin_text=_statement(outer), origin_file=outer.filename
+            )
     return report
 
 
-def _compile_report(exc: BaseException) -> dict[str, object]:
+def compile_report(exc: BaseException) -> dict[str, object]:
     """A program that does not compile: SyntaxError carries its own line and text."""
     report: dict[str, object] = {"phase": "compile", "type": type(exc).__name__}
     if isinstance(exc, SyntaxError):
-        report.update(message=_text(exc.msg), line=exc.lineno, text=_text((exc.text or "").strip()))
+        text = text_of((exc.text or "").strip())
+        report.update(message=text_of(exc.msg), line=exc.lineno, text=text, file=exc.filename)
     else:  # e.g. ValueError for a null byte in the source
-        report["message"] = _text(exc)
+        report["message"] = text_of(exc)
     return report
 
 
-def _print_exception(exc: BaseException, tb: Any, limit: int | None = None) -> None:
+def print_exception(exc: BaseException, tb: Any, limit: int | None = None) -> None:
     """The traceback on stderr for the reader, unless the program closed or broke stderr."""
     try:
         traceback.print_exception(type(exc), exc, tb, limit=limit)
@@ -157,7 +162,7 @@ def _print_exception(exc: BaseException, tb: Any, limit: int | None = None) -> N
         pass
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
@@ -165,7 +170,7 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _hide(report_fd: int, open_files: int) -> int:
+def hide(report_fd: int, open_files: int) -> int:
     """Move the report pipe off its well-known number: a program writing a fake report to fd 4
     then exiting gets no pass. (The engine also checks the run's nonce; code in this same
     process could still dig both out on purpose, which is as far as an in-process harness goes.)"""
@@ -176,44 +181,61 @@ def _hide(report_fd: int, open_files: int) -> int:
     return hidden
 
 
-def run(program_fd: int, report_fd: int, nonce: str, open_files: int) -> NoReturn:
-    """Compile and exec the program read from `program_fd`; exit 0 / 2 (assert) / 1 (other)."""
-    home_pid = os.getpid()
-    report_fd = _hide(report_fd, open_files)
-    source = _read_all(program_fd).decode("utf-8", errors="replace")
-    # Traceback source lines must not depend on the program keeping program.py or the cwd.
-    linecache.cache[PROGRAM] = (len(source), None, source.splitlines(True), PROGRAM)
-    module = types.ModuleType(MODULE)
-    module.__file__ = PROGRAM
-    module.__builtins__ = builtins
-    sys.modules["__main__"] = sys.modules[MODULE] = module
+def remember_source(filename: str, source: str) -> None:
+    """Tracebacks read `source` from memory: the program may delete or never have a file."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+
+
+def new_module(name: str, filename: str, source: str) -> types.ModuleType:
+    """A fresh module that `exec` fills, registered under `name`."""
+    remember_source(filename, source)
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    module.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    return module
+
+
+def prepare_interpreter() -> None:
+    """What every jailed child needs before running anyone's code."""
     sys.argv = [PROGRAM]
     # -S skips site, which is what defines exit()/quit(); without them a program's exit() would
     # read as a NameError instead of the early exit it is.
     builtins.exit = builtins.quit = sys.exit  # type: ignore[attr-defined]
-    os.register_at_fork(before=_flush)
-    last = _LastOperation()
+    os.register_at_fork(before=flush)
+
+
+def run(program_fd: int, report_fd: int, nonce: str, open_files: int) -> NoReturn:
+    """Same-process mode (unsafe for verdicts: the program can reach the report): compile and
+    exec the program read from `program_fd`; exit 0 / 2 (assert) / 1 (other)."""
+    home_pid = os.getpid()
+    report_fd = hide(report_fd, open_files)
+    source = read_all(program_fd).decode("utf-8", errors="replace")
+    module = new_module(MODULE, PROGRAM, source)
+    sys.modules["__main__"] = module
+    prepare_interpreter()
+    last = LastOperation()
 
     report: dict[str, object] = {"phase": "done", "type": ""}
     exit_code = EXIT_OK
     try:
         code = compile_explained(source, PROGRAM)
     except (SyntaxError, ValueError) as exc:
-        report, exit_code = _compile_report(exc), EXIT_ERROR
-        _print_exception(exc, None, limit=0)
+        report, exit_code = compile_report(exc), EXIT_ERROR
+        print_exception(exc, None, limit=0)
     else:
         sys.addaudithook(last)
         try:
             exec(code, module.__dict__)  # running it is the point
         except BaseException as exc:  # SystemExit too: exiting early skips tests
             last.watching = False  # what the report's own lookups open is not the program's
-            report = _run_report(exc, last)
+            report = run_report(exc, last)
             exit_code = EXIT_ASSERT if isinstance(exc, AssertionError) else EXIT_ERROR
-            _flush()
+            flush()
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-            _print_exception(exc, tb)
+            print_exception(exc, tb)
 
-    _flush()
+    flush()
     if os.getpid() == home_pid:  # a child forked by the program must not report for it
         with contextlib.suppress(OSError):  # the program closed the pipe: no report, said so
             # ensure_ascii=False: escaped, non-BMP text takes 12 bytes a character, and a report

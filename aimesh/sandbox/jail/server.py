@@ -64,10 +64,12 @@ def _check_disk(path: str, cap: int) -> tuple[str, str]:
 
 
 def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    """The child's process group, and the child itself if it has not made its group yet."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class Server:
@@ -111,7 +113,8 @@ class Server:
             self.sock.send(json.dumps(reply).encode())
 
     def run(self, request: dict[str, Any], fds: list[int]) -> dict[str, Any]:
-        """Fork one child for `request`, set its limits, supervise it, clean up after it."""
+        """Fork the run's child (two for a split run: program, then tests), set their limits,
+        supervise them, clean up after them."""
         run_id, limits = request["id"], request["limits"]
         child_limits = ChildLimits(
             cpu_s=limits["cpu_s"],
@@ -119,24 +122,49 @@ class Server:
             file_size_mb=limits["file_size_mb"],
             open_files=limits["open_files"],
         )
-        scratch = ruleset_fd = None
+        started: list[tuple[int, str]] = []  # (pid, scratch dir)
+        try:
+            for role, placed in _children(request, fds):
+                started.append(self._start(role, placed, request, child_limits))
+            for fd in fds:  # now: a dead program must read as EOF on the tests' channel
+                os.close(fd)
+            fds = []
+            return self._supervise(started, run_id, limits)
+        except BaseException:  # e.g. the second child failed to start: none may outlive the run
+            for pid, _ in started:
+                _kill_group(pid)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+            for _, scratch in started:
+                with self._base_writable():
+                    remove(scratch)
+
+    def _start(
+        self, role: str, placed: dict[int, int], request: dict[str, Any], limits: ChildLimits
+    ) -> tuple[int, str]:
+        scratch = os.path.join(self.base, f"run-{os.urandom(8).hex()}")  # unguessable
+        with self._base_writable():
+            os.mkdir(scratch, 0o700)
+        ruleset_fd = None
         go_read, go_write = os.pipe()
         try:
-            scratch = os.path.join(self.base, f"run-{os.urandom(8).hex()}")  # unguessable
-            with self._base_writable():
-                os.mkdir(scratch, 0o700)
             # Set here, not in the child, where touching os.environ costs ~0.1 ms of copied pages.
             os.environ["HOME"] = os.environ["TMPDIR"] = scratch
             if self.layers.ruleset is not None:
                 ruleset_fd = self.layers.ruleset.for_run(scratch, [os.devnull])
             spec = child.RunSpec(
                 scratch=scratch,
-                fds=[*fds, go_read],
+                fds={**placed, child.GO_FD: go_read},
                 ruleset_fd=ruleset_fd,
-                limits=child_limits,
-                nonce=str(request.get("nonce", "")),
+                limits=limits,
+                nonce=str(request.get("nonce", "")),  # a split run's is in the tests' source
                 server_pid=os.getpid(),
                 probe=bool(request.get("probe", False)),
+                role=role,
             )
             pid = os.fork()
             if pid == 0:
@@ -145,67 +173,120 @@ class Server:
                 finally:
                     os._exit(child.EXIT_SETUP_FAILED)
             try:
-                rlimits.apply(pid, child_limits.plan())
+                rlimits.apply(pid, limits.plan())
                 os.write(go_write, child.GO)
             except OSError:
                 _kill_group(pid)  # it never runs the program without its limits
-            return self._supervise(pid, run_id, scratch, limits)
+            return pid, scratch
         finally:
-            for fd in [*fds, go_read, go_write, *([ruleset_fd] if ruleset_fd is not None else [])]:
+            for fd in [go_read, go_write, *([ruleset_fd] if ruleset_fd is not None else [])]:
                 os.close(fd)
-            if scratch is not None:
-                with self._base_writable():
-                    remove(scratch)
 
-    def _supervise(self, pid: int, run_id: int, scratch: str, limits: dict[str, Any]) -> dict:
+    def _supervise(
+        self, children: list[tuple[int, str]], run_id: int, limits: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Wait for the last child (the one whose report decides); the others end with it."""
         started = time.monotonic()
         deadline = started + float(limits["timeout_s"])
         disk_cap = int(limits["disk_mb"]) * MIB
         next_disk_check = started + DISK_CHECK_S
         killed = why = ""
-        pidfd = os.pidfd_open(pid)
+        pidfds = {os.pidfd_open(pid): pid for pid, _ in children}
+        decider = children[-1][0]
+        ended: dict[int, dict[str, Any]] = {}
         try:
-            while True:
+            while decider not in ended:
                 wait = max(0.0, min(deadline, next_disk_check) - time.monotonic())
-                ready, _, _ = select.select([pidfd, self.sock], [], [], wait)
-                if pidfd in ready:
-                    break
-                if self.sock in ready:
-                    message, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 8)
-                    if not message:  # the engine is gone: take the child with us
-                        _kill_group(pid)
-                        os.waitpid(pid, 0)
-                        remove(scratch)
-                        self.close()
-                        raise SystemExit(0)
-                    request = json.loads(message)
-                    if "kill" not in request:
-                        self.queued.append((request, fds))  # the next run, sent ahead
-                    elif request["kill"] == run_id and not killed:
-                        killed = "engine"
-                        _kill_group(pid)
+                watched = [fd for fd, pid in pidfds.items() if pid not in ended]
+                ready, _, _ = select.select([*watched, self.sock], [], [], wait)
+                for fd in ready:
+                    if fd in pidfds and pidfds[fd] not in ended:
+                        ended[pidfds[fd]] = _reap(pidfds[fd])
+                if self.sock in ready and self._message_during(run_id, children) and not killed:
+                    killed = "engine"
+                    _kill_all(children)
                 now = time.monotonic()
                 if now >= deadline and not killed:
                     killed = "timeout"
-                    _kill_group(pid)
+                    _kill_all(children)
                 if now >= next_disk_check and not killed:
                     next_disk_check = now + DISK_CHECK_S
-                    killed, why = _check_disk(scratch, disk_cap)
-                    if killed:
-                        _kill_group(pid)
-            _kill_group(pid)  # anything left in its group, while the zombie still holds the id
-            _, status, usage = os.wait4(pid, 0)
+                    for _, scratch in children:
+                        killed, why = _check_disk(scratch, disk_cap)
+                        if killed:
+                            _kill_all(children)
+                            break
+            for pid, _ in children[:-1]:  # the program's side ends by itself once the tests
+                if pid not in ended:  # close the channel; what it was doing no longer matters
+                    ended[pid] = _reap(pid, patience_s=0.2 if not killed else 0.0)
         finally:
-            os.close(pidfd)
-        return {
+            for fd in pidfds:
+                os.close(fd)
+        reply = {
             "id": run_id,
-            "exit_code": os.waitstatus_to_exitcode(status),
+            **ended[decider],
             "killed": killed,
             "why": why,
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
-            "max_rss_kb": usage.ru_maxrss,
             "wall_s": round(time.monotonic() - started, 6),
         }
+        if len(children) > 1:
+            reply["program"] = ended[children[0][0]]
+        return reply
+
+    def _message_during(self, run_id: int, children: list[tuple[int, str]]) -> bool:
+        """Read one message from the engine during a run: True if it asks to kill this run."""
+        message, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 8)
+        if not message:  # the engine is gone: take the children with us
+            _kill_all(children)
+            for pid, scratch in children:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                remove(scratch)
+            self.close()
+            raise SystemExit(0)
+        request = json.loads(message)
+        if "kill" not in request:
+            self.queued.append((request, fds))  # the next run, sent ahead
+            return False
+        return bool(request["kill"] == run_id)
+
+
+def _children(request: dict[str, Any], fds: list[int]) -> list[tuple[str, dict[int, int]]]:
+    """Which children a request asks for, and which of its fds each gets at which number."""
+    if request.get("split"):
+        program, tests, stdout, stderr, report, program_end, tests_end = fds
+        out = {child.STDOUT: stdout, child.STDERR: stderr}
+        judged = {**out, child.PROGRAM_FD: tests, child.REPORT_FD: report}
+        return [
+            (child.PROGRAM, {**out, child.PROGRAM_FD: program, child.CHANNEL_FD: program_end}),
+            (child.TESTS, {**judged, child.CHANNEL_FD: tests_end}),
+        ]
+    program, stdout, stderr, report = fds
+    placed = {child.STDOUT: stdout, child.STDERR: stderr, child.PROGRAM_FD: program}
+    return [(child.SINGLE, {**placed, child.REPORT_FD: report})]
+
+
+def _kill_all(children: list[tuple[int, str]]) -> None:
+    for pid, _ in children:
+        _kill_group(pid)
+
+
+def _reap(pid: int, patience_s: float = 0.0) -> dict[str, Any]:
+    """How one child ended; waits `patience_s` for it to exit by itself, then kills it."""
+    if patience_s:
+        with contextlib.suppress(OSError):
+            pidfd = os.pidfd_open(pid)
+            try:
+                select.select([pidfd], [], [], patience_s)
+            finally:
+                os.close(pidfd)
+    _kill_group(pid)  # anything left in its group, while the zombie still holds the id
+    _, status, usage = os.wait4(pid, 0)
+    return {
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
+        "max_rss_kb": usage.ru_maxrss,
+    }
 
 
 def _probe(server: Server) -> dict[str, bool]:
