@@ -137,14 +137,6 @@ def _parse_report(data: bytes, nonce: str) -> dict[str, Any] | None:
     return report
 
 
-def _is_memfd(fd: int) -> bool:
-    try:
-        os.lseek(fd, 0, os.SEEK_CUR)
-    except OSError:  # a pipe cannot seek
-        return False
-    return True
-
-
 async def _exchange(
     server: ForkServer, request: dict[str, Any], fds: list[int], drains: list[_Drain]
 ) -> dict[str, Any]:
@@ -173,10 +165,10 @@ async def _exchange(
     return reply
 
 
-def _read_report(fd: int) -> bytes:
+def _read_report(fd: int, in_place: bool) -> bytes:
     """The report after the run: the child is gone, so whatever it wrote is there now (a pipe,
-    or the memfd a split run's tests rewrite in place, read from its start)."""
-    if _is_memfd(fd):
+    or, `in_place`, the memfd a split run's tests rewrite, read from its start)."""
+    if in_place:
         return os.pread(fd, _MAX_REPORT_BYTES, 0)
     os.set_blocking(fd, False)
     chunks: list[bytes] = []
@@ -205,9 +197,10 @@ async def run_program(
     `servers` defaults to the process-wide pool.
     """
     report_read, report_write = os.pipe()
-    fds = [_program_fd(program), report_write]
     nonce = secrets.token_hex(16)
-    return await _run(fds, [report_read], {"nonce": nonce}, nonce, limits, servers, SAME_PROCESS)
+    before, after = [_program_fd(program)], [report_write]
+    run = _Run(before, after, report_read, {"nonce": nonce}, nonce, SAME_PROCESS)
+    return await _run(run, limits, servers)
 
 
 async def run_tests(
@@ -227,35 +220,38 @@ async def run_tests(
     program_source, tests_source = split_sources(code, tests, entry_point, preamble, nonce)
     report = os.memfd_create("report", os.MFD_CLOEXEC)  # rewritten in place by the tests
     program_end, tests_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    fds = [_program_fd(program_source), _program_fd(tests_source, "tests.py"), report]
-    fds += [program_end.detach(), tests_end.detach()]
-    return await _run(fds, [os.dup(report)], {"split": True}, nonce, limits, servers, SPLIT)
+    before = [_program_fd(program_source), _program_fd(tests_source, "tests.py")]
+    after = [report, program_end.detach(), tests_end.detach()]
+    run = _Run(before, after, os.dup(report), {"split": True}, nonce, SPLIT)
+    return await _run(run, limits, servers)
 
 
-async def _run(
-    sources: list[int],
-    kept: list[int],
-    extra: dict[str, Any],
-    nonce: str,
-    limits: Limits,
-    servers: ServerPool | None,
-    mode: str,
-) -> RunResult:
-    """One run: `sources` are the fds the server gets besides stdout and stderr (the first goes
-    before them, the rest after); `kept[0]` is where the report is read once the run is over."""
+@dataclass
+class _Run:
+    """The fds the server gets before and after stdout and stderr (the order its `_children`
+    unpacks), where the report is read once the run is over, and what the request adds."""
+
+    before: list[int]
+    after: list[int]
+    report: int
+    extra: dict[str, Any]
+    nonce: str
+    mode: str
+
+
+async def _run(run: _Run, limits: Limits, servers: ServerPool | None) -> RunResult:
     servers = servers or pool()
     run_id = next(_run_ids)
     started = time.perf_counter()
     readers: list[int] = []
     outputs: list[int] = []
-    fds = sources
+    fds = [*run.before, *run.after]
     try:
         for _ in range(2):  # stdout, stderr
             read_end, write_end = os.pipe()
             readers.append(read_end)
             outputs.append(write_end)
-        head = 2 if extra.get("split") else 1
-        fds = [*sources[:head], *outputs, *sources[head:]]
+        fds = [*run.before, *outputs, *run.after]
         outputs = []
     finally:
         for fd in outputs:
@@ -270,12 +266,12 @@ async def _run(
             ]
             readers = []
             sent, fds = fds, []
-            request = {**_request(run_id, limits), **extra}
+            request = {**_request(run_id, limits), **run.extra}
             reply = await _exchange(server, request, sent, drains)
-            data = _read_report(kept[0])
-            report = _parse_report(data, nonce) if data else None
+            data = _read_report(run.report, in_place=run.mode == SPLIT)
+            report = _parse_report(data, run.nonce) if data else None
     finally:
-        for fd in [*fds, *readers, *kept]:
+        for fd in [*fds, *readers, run.report]:
             os.close(fd)
         for drain in drains:
             drain.close()
@@ -293,7 +289,7 @@ async def _run(
         stderr=drains[1].text(),
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
         layers=tuple(servers.layers),
-        mode=mode,
+        mode=run.mode,
     )
 
 

@@ -132,9 +132,10 @@ def _refused(action: object) -> bool:
 
 def report_setup_failure(exc: BaseException, nonce: str, to_stderr: bool = False) -> None:
     message = {"phase": "setup", "type": type(exc).__name__, "message": str(exc)[:500]}
-    try:
-        if to_stderr:  # the program's side of a split run has no report to write
-            raise OSError
-        os.write(REPORT_FD, json.dumps({**message, "nonce": nonce}).encode())
-    except OSError:
-        os.write(STDERR, f"aimesh sandbox setup failed: {message}\n".encode())
+    if not to_stderr:  # the program's side of a split run has no report to write
+        try:
+            os.write(REPORT_FD, json.dumps({**message, "nonce": nonce}).encode())
+            return
+        except OSError:
+            pass
+    os.write(STDERR, f"aimesh sandbox setup failed: {message}\n".encode())

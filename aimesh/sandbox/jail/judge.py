@@ -288,10 +288,15 @@ def bind(
             namespace[name] = Unreachable(program, name, str(what.get("other", "?"))[:100])
 
 
-def _located(report: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+def _tests_report(exc: BaseException) -> dict[str, Any]:
+    """What `exc` was and where in the tests (or the preamble) it surfaced."""
+    return harness.run_report(exc, harness.LastOperation(), (TESTS, PREAMBLE))
+
+
+def _located(report: dict[str, Any], where: dict[str, Any]) -> dict[str, Any]:
     """`report` (from the program's side, or a crossing failure) plus the test line it came
-    from: the program's line stays the report's line, the test's becomes its origin."""
-    where = harness.run_report(exc, harness.LastOperation(), (TESTS, PREAMBLE))
+    from (`where`, a `_tests_report`): the program's line stays the report's line, the test's
+    becomes its origin."""
     if "line" not in where:
         return report
     if "line" in report:
@@ -336,12 +341,13 @@ def judge(tests_fd: int, report_fd: int, channel_fd: int) -> NoReturn:
         bind(program, manifest.get("names"), vars(module), trusted, spec["tests"])
         exec(tests, vars(module))  # running them is the point
     except CrossingFailed as exc:
-        report, decided = _located(program.broken or {"type": "ProtocolError"}, exc), True
+        broken = program.broken or {"type": "ProtocolError"}
+        report, decided = _located(broken, _tests_report(exc)), True
     except BaseException as exc:  # the tests failed, or an exception crossed and went uncaught
-        report = harness.run_report(exc, harness.LastOperation(), (TESTS, PREAMBLE))
+        report = _tests_report(exc)
         crossed = getattr(exc, "program_report", None)
         if crossed is not None:
-            report = _located(crossed, exc)
+            report = _located(crossed, report)
         harness.flush()
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None
         harness.print_exception(exc, tb)

@@ -24,7 +24,7 @@ PREAMBLE, PROGRAM = "preamble.py", harness.PROGRAM
 _MUTABLE = (list, dict, set)
 
 
-def _describe(name: str, value: object) -> dict[str, Any]:
+def _describe(value: object) -> dict[str, Any]:
     """How the tests' side should see one of the program's names."""
     if isinstance(value, types.ModuleType):
         return {"module": value.__name__}
@@ -38,7 +38,7 @@ def _describe(name: str, value: object) -> dict[str, Any]:
 
 def manifest(module: types.ModuleType) -> dict[str, Any]:
     names = {
-        name: _describe(name, value)
+        name: _describe(value)
         for name, value in list(vars(module).items())
         if not (name.startswith("__") and name.endswith("__"))
     }

@@ -44,6 +44,7 @@ SYSTEM_READABLE = (
 )  # fmt: skip
 PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 38, 4
 DISK_CHECK_S = 0.05
+EXIT_PATIENCE_S = 0.2  # for the program's side to exit once the tests' side has
 MAX_MESSAGE = 65_536
 MIB = 1024 * 1024
 
@@ -216,9 +217,11 @@ class Server:
                         if killed:
                             _kill_all(children)
                             break
-            for pid, _ in children[:-1]:  # the program's side ends by itself once the tests
+            for fd, pid in pidfds.items():  # the program's side ends by itself once the tests
                 if pid not in ended:  # close the channel; what it was doing no longer matters
-                    ended[pid] = _reap(pid, patience_s=0.2 if not killed else 0.0)
+                    if not killed:
+                        select.select([fd], [], [], EXIT_PATIENCE_S)
+                    ended[pid] = _reap(pid)
         finally:
             for fd in pidfds:
                 os.close(fd)
@@ -271,15 +274,8 @@ def _kill_all(children: list[tuple[int, str]]) -> None:
         _kill_group(pid)
 
 
-def _reap(pid: int, patience_s: float = 0.0) -> dict[str, Any]:
-    """How one child ended; waits `patience_s` for it to exit by itself, then kills it."""
-    if patience_s:
-        with contextlib.suppress(OSError):
-            pidfd = os.pidfd_open(pid)
-            try:
-                select.select([pidfd], [], [], patience_s)
-            finally:
-                os.close(pidfd)
+def _reap(pid: int) -> dict[str, Any]:
+    """How one child ended (killing what is left of it first)."""
     _kill_group(pid)  # anything left in its group, while the zombie still holds the id
     _, status, usage = os.wait4(pid, 0)
     return {
