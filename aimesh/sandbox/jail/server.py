@@ -270,7 +270,9 @@ def _children(request: dict[str, Any], fds: list[int]) -> list[tuple[str, dict[i
 
 
 def _kill_all(children: list[tuple[int, str]]) -> None:
-    for pid, _ in children:
+    """The deciding child (the last) first: killed second, the tests' side could see the
+    program's side die of our kill, and report that instead of the timeout or limit."""
+    for pid, _ in reversed(children):
         _kill_group(pid)
 
 
