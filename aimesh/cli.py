@@ -62,6 +62,17 @@ def _env_for_up(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def with_embedded_fix_model(env: dict[str, str]) -> dict[str, str]:
+    """On the embedded server with the default chat model, fixes go to the 1.5B unless
+    AIMESH_FIX_MODEL is set (set empty, fixes stay with the chat model): the 0.5B repairs almost
+    nothing of its own (catalog.DEFAULT_FIX_MODEL). Ollama users choose their own models."""
+    from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, DEFAULT_FIX_MODEL
+
+    if env.get("AIMESH_CHAT_MODEL", DEFAULT_CHAT_MODEL) == DEFAULT_CHAT_MODEL:
+        env.setdefault("AIMESH_FIX_MODEL", DEFAULT_FIX_MODEL)
+    return env
+
+
 def _progress(archive: CycleArchive, baseline: int) -> tuple[int, int, int]:
     """Cycles finished since `baseline` rows: all, passed, gave up (read again only on change)."""
     new = archive.cycles.read().iloc[baseline:]
@@ -128,9 +139,11 @@ def up(args: argparse.Namespace) -> int:
             print(f"aimesh: {exc}", file=sys.stderr)
             return 2
     host = find_ollama(settings.ollama_host)
-    if host is None and (problem := prepare_chat_models(settings)):
-        print(f"aimesh: {problem}", file=sys.stderr)
-        return 2
+    if host is None:
+        settings = Settings.from_env(with_embedded_fix_model(env))
+        if problem := prepare_chat_models(settings):
+            print(f"aimesh: {problem}", file=sys.stderr)
+            return 2
     _stop_on_signals()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -146,8 +159,10 @@ def up(args: argparse.Namespace) -> int:
         else:
             print(f"broker: {settings.broker_url}", flush=True)
         if host is None:
+            fixes = f", fixes by {settings.fix_model}" if settings.fix_model else ""
             print(
-                f"llm: no Ollama answers; starting the embedded server ({settings.chat_model})",
+                "llm: no Ollama answers; starting the embedded server "
+                f"({settings.chat_model}{fixes})",
                 flush=True,
             )
             server, host = start_embedded_llm(logs / "llm.log")

@@ -13,6 +13,7 @@ import gc
 import io
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from aimesh.app import app
@@ -103,6 +104,19 @@ def consumer_state() -> str:
     return out.getvalue()
 
 
+def recovery_state() -> str:
+    """Where Faust's table recovery stands: a worker whose stream partitions stay paused after a
+    rebalance is most often still waiting for a changelog to reach the offset recovery expects."""
+    recovery = app.tables.recovery
+    remaining = {f"{tp.topic}[{tp.partition}]": left
+                 for tp, left in recovery.active_remaining().items() if left}  # fmt: skip
+    return (
+        f"recovery: in_recovery={recovery.in_recovery} generation={recovery._generation_id} "
+        f"start_signal={recovery.signal_recovery_start.is_set()} "
+        f"end_signal={recovery.signal_recovery_end.is_set()} active_remaining={remaining}\n"
+    )
+
+
 def producer_state() -> str:
     """The producer's requests in flight (one per broker at most: a request that never returns
     holds back every partition that broker leads) and the batches waiting, per partition with
@@ -123,17 +137,20 @@ def producer_state() -> str:
     return out.getvalue()
 
 
-def dump() -> str:
-    """The task dump and the consumer's state; each part says so if it cannot be taken."""
+def _taken(part: Callable[[], str], name: str) -> str:
+    """One part of the dump, or why it could not be taken: a diagnostic must not take the worker
+    down."""
     try:
-        state = consumer_state()
-    except Exception as exc:  # a diagnostic must not take the worker down
-        state = f"consumer state unavailable: {exc!r}\n"
-    try:
-        state += producer_state()
+        return part()
     except Exception as exc:
-        state += f"producer state unavailable: {exc!r}\n"
-    return dump_tasks() + dump_actors() + commit_barrier.describe() + "\n" + state
+        return f"{name} unavailable: {exc!r}\n"
+
+
+def dump() -> str:
+    """The task dump, then the consumer's, recovery's and producer's states."""
+    states = [_taken(consumer_state, "consumer state"), _taken(recovery_state, "recovery state"),
+              _taken(producer_state, "producer state")]  # fmt: skip
+    return dump_tasks() + dump_actors() + commit_barrier.describe() + "\n" + "".join(states)
 
 
 @app.task

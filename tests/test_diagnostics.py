@@ -63,5 +63,6 @@ def test_a_running_worker_dumps_its_tasks_and_its_consumer_positions(worker, bro
     assert re.search(r"consumer: flow_active=True .* recovery_completed=True", text), text[-3000:]
     assert re.search(r"ai_topic\[\d\] position=\d+ read=\S+ committed=\S+ highwater=\d+", text)
     assert re.search(r"ai_topic\[\d\] .* handed_out=\[\]", text)  # the cycle is finished
+    assert re.search(r"recovery: in_recovery=False generation=\d+ .* active_remaining=\{\}", text)
     assert re.search(r"producer: in flight to brokers \[", text), text[-2000:]
     assert re.search(r"commit barrier: open sections=0 committing=(True|False)", text)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from aimesh.archive import CycleArchive
+from aimesh.cli import with_embedded_fix_model
 from aimesh.embedded.broker import free_port
 from tests.conftest import processes_with, worker_env
 
@@ -154,3 +155,11 @@ def test_an_unknown_or_missing_chat_model_is_refused_before_anything_starts(tmp_
     assert result.returncode == 2
     assert "AIMESH_CHAT_MODEL: unknown model 'llama9:1t'" in result.stderr
     assert "broker:" not in result.stdout
+
+
+def test_on_the_embedded_server_fixes_go_to_the_larger_model_unless_told_otherwise():
+    assert with_embedded_fix_model({})["AIMESH_FIX_MODEL"] == "qwen2.5-coder:1.5b"
+    chosen = {"AIMESH_FIX_MODEL": ""}  # empty: the chat model fixes its own code
+    assert with_embedded_fix_model(chosen)["AIMESH_FIX_MODEL"] == ""
+    other_chat = {"AIMESH_CHAT_MODEL": "smollm2:135m"}
+    assert "AIMESH_FIX_MODEL" not in with_embedded_fix_model(other_chat)
