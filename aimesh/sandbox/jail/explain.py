@@ -88,13 +88,14 @@ class _Explain(ast.NodeTransformer):
 
 def compile_explained(source: str, filename: str) -> CodeType:
     """The program compiled with its comparisons explained, or as written when that fails;
-    SyntaxError (and ValueError for a null byte) as compile() raises them."""
-    code = compile(source, filename, "exec", dont_inherit=True)  # the program's own errors first
+    SyntaxError (and ValueError for a null byte) as compile() raises them. Compiled once on
+    the way that works: a program with an error of its own fails the rewrite too, and is then
+    compiled as written, which raises that error."""
     try:
         tree = _Explain(source).visit(ast.parse(source, filename))
         ast.fix_missing_locations(tree)
         explained = compile(tree, filename, "exec", dont_inherit=True)
-    except Exception:  # e.g. RecursionError on a very deep expression: run it as written
-        return code
+    except Exception:  # its own error, or e.g. RecursionError on a very deep expression
+        return compile(source, filename, "exec", dont_inherit=True)
     setattr(builtins, HELPER, expect)
     return explained

@@ -32,10 +32,13 @@ from .scratch import OverCap, remove, usage
 
 # Imported once here, so a child pays nothing for the usual suspects of generated code. Not
 # more: every module's memory (and each C extension's mappings) makes every fork dearer, which
-# is also why the server avoids shutil, argparse and secrets (zlib, lzma, libcrypto...).
+# is also why the server avoids shutil, argparse and secrets (zlib, lzma, libcrypto...). Not
+# `random` either: it reseeds itself in every forked child, about 40 copied pages per child
+# (the cost of a run is mostly pages copied on write), which the few programs using it pay
+# instead by importing it.
 PRELOADED = (
     "bisect", "collections", "copy", "dataclasses", "functools", "heapq", "itertools", "math",
-    "operator", "random", "re", "string", "typing",
+    "operator", "re", "string", "typing",
 )  # fmt: skip
 # Read-only for children besides the interpreter's own standard library.
 SYSTEM_READABLE = (
