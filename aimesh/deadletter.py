@@ -10,6 +10,7 @@ import logging
 
 import faust
 from faust.types import Message
+from typing_extensions import override
 
 from aimesh.records import DeadLetter, now
 
@@ -69,9 +70,11 @@ async def send_dead_letter(
 class DeadLetteringTopic(faust.Topic):
     """Topic whose decode errors become dead letters: a malformed message never stops an agent."""
 
+    @override
     async def on_key_decode_error(self, exc: Exception, message: Message) -> None:
         await self._dead_letter("undecodable key", exc, message)
 
+    @override
     async def on_value_decode_error(self, exc: Exception, message: Message) -> None:
         await self._dead_letter("undecodable value", exc, message)
 

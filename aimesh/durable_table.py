@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from faust.types import FutureMessage
+from typing_extensions import override
 
 
 class DurableTable(faust.Table):
@@ -21,6 +22,7 @@ class DurableTable(faust.Table):
         super().__init__(*args, **kwargs)
         self._unsent: set[FutureMessage] = set()
 
+    @override
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         sent = super().send_changelog(*args, **kwargs)
         if not sent.done():

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from aimesh.llm.catalog import DEFAULT_CHAT_MODEL
@@ -71,21 +71,22 @@ def _flag(raw: str) -> bool:
     return value in ("1", "true", "yes")
 
 
-# Sandbox limits settable from the environment: variable -> Limits field.
+# Sandbox limits settable from the environment: variable -> (Limits field, meaning). Their
+# defaults are the Limits dataclass's.
 SANDBOX_LIMIT_VARIABLES = {
-    "AIMESH_SANDBOX_TIMEOUT": "timeout_s",
-    "AIMESH_SANDBOX_CPU_S": "cpu_s",
-    "AIMESH_SANDBOX_MEMORY_MB": "memory_mb",
-    "AIMESH_SANDBOX_FILE_SIZE_MB": "file_size_mb",
-    "AIMESH_SANDBOX_DISK_MB": "disk_mb",
-    "AIMESH_SANDBOX_OUTPUT_BYTES": "output_bytes",
+    "AIMESH_SANDBOX_TIMEOUT": ("timeout_s", "wall-clock seconds one program may run"),
+    "AIMESH_SANDBOX_CPU_S": ("cpu_s", "CPU seconds of one run"),
+    "AIMESH_SANDBOX_MEMORY_MB": ("memory_mb", "address space of one run, in MB"),
+    "AIMESH_SANDBOX_FILE_SIZE_MB": ("file_size_mb", "largest file one run may write, in MB"),
+    "AIMESH_SANDBOX_DISK_MB": ("disk_mb", "all files of one run's scratch dir together, in MB"),
+    "AIMESH_SANDBOX_OUTPUT_BYTES": ("output_bytes", "cap on stdout and on stderr, each"),
 }
 
 
 def _sandbox_limits(env: Mapping[str, str]) -> Limits:
     """The global sandbox limits; a task may set its own (`Task.limits`) within the ceilings."""
     limits = Limits()
-    for name, limit in SANDBOX_LIMIT_VARIABLES.items():
+    for name, (limit, _) in SANDBOX_LIMIT_VARIABLES.items():
         convert = _positive_float if limit == "timeout_s" else _at_least_one
         value = _parse(env, name, None, convert)
         if value is not None:
@@ -96,26 +97,27 @@ def _sandbox_limits(env: Mapping[str, str]) -> Limits:
     return limits
 
 
+def _servers(kafka_url: str) -> list[tuple[str, str | None, int | None]]:
+    """Each bootstrap server of a `kafka://h:p[,h:p]` URL: as written, its host, its port."""
+    written = kafka_url.split("://", 1)[-1].split(";")[0].split(",")
+    return [(text, parsed.hostname, parsed.port) for text in written
+            for parsed in [urlparse(f"//{text}")]]  # fmt: skip
+
+
 def _kafka_url(raw: str) -> str:
     """Accept `kafka://h:p[,h:p]` or bare `h:p[,h:p]`; return Faust's `kafka://` form."""
     text = raw if "://" in raw else f"kafka://{raw}"
-    scheme = text.split("://", 1)[0]
-    if scheme not in ("kafka", "aiokafka"):
+    if text.split("://", 1)[0] not in ("kafka", "aiokafka"):
         raise ValueError("expected kafka://host:port[,host:port]")
-    for hostport in text.split("://", 1)[1].split(";")[0].split(","):
-        parsed = urlparse(f"//{hostport}")
-        if not parsed.hostname or not parsed.port:
-            raise ValueError(f"{hostport!r} is not host:port")
+    for written, host, port in _servers(text):
+        if not host or not port:
+            raise ValueError(f"{written!r} is not host:port")
     return text
 
 
 def bootstrap_servers(kafka_url: str) -> list[tuple[str, int]]:
     """Every bootstrap server of a `kafka://h:p[,h:p]` URL."""
-    servers = []
-    for hostport in kafka_url.split("://", 1)[-1].split(";")[0].split(","):
-        parsed = urlparse(f"//{hostport}")
-        servers.append((parsed.hostname or "127.0.0.1", parsed.port or 9092))
-    return servers
+    return [(host or "127.0.0.1", port or 9092) for _, host, port in _servers(kafka_url)]
 
 
 def first_host_port(kafka_url: str) -> tuple[str, int]:
@@ -178,42 +180,150 @@ def _task_source(raw: str) -> str:
     return raw
 
 
+def _variable(
+    env: str, default: object, parse: Callable[[str], object], meaning: str, shown: str = ""
+) -> Any:
+    """A setting read from the environment variable `env`: its default, parser and meaning,
+    written once (the README's table is checked against them: tests/test_settings.py).
+    `shown` is how the README states the default when the value alone would not say it."""
+    return field(default=default, metadata={"env": env, "parse": parse, "meaning": meaning,
+                                            "shown": shown})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with the defaults that make `aimesh up` work on a bare machine."""
 
-    broker_url: str | None = None
-    broker_kind: str = "auto"
-    exactly_once: bool = False
-    replication: int = 1
-    session_timeout: float | None = None
-    ollama_host: str | None = None
-    qdrant_url: str | None = None
-    data_dir: Path = Path(".aimesh")
-    tables_dir: Path = Path("tables")
-    tasks: str | None = None
-    max_tasks: int | None = None
-    task_interval: float = 1.0
-    max_fixes: int = 3
-    max_in_flight: int = 4  # cycles started and not finished; 0: no limit
-    review: str = "all"  # which solutions the Reviewer sends to the model
-    chat_model: str = DEFAULT_CHAT_MODEL
-    fix_model: str = ""  # the model for fix attempts; "" is the chat model
-    embed_model: str = DEFAULT_EMBED_MODEL
-    memory_k: int = 3
-    memory_collection: str = "aimesh_memory"
-    partitions: int = 4
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    llm_timeout: float = 300.0
-    llm_concurrency: int = 2
-    llm_threads: int | None = None
-    sandbox_limits: Limits = field(default_factory=Limits)
-    sandbox_servers: int | None = None
-    sandbox_unsafe: bool = False
-    app_id: str = "aimesh"
-    run_id: str = ""
-    embedded: tuple[str, ...] = ()
+    broker_url: str | None = _variable(
+        "AIMESH_BROKER_URL", None, _kafka_url,
+        "Kafka bootstrap servers, `kafka://host:9092,host2:9092`",
+        "unset: `aimesh up` starts the embedded broker; a worker uses `kafka://127.0.0.1:9092`",
+    )  # fmt: skip
+    broker_kind: str = _variable(
+        "AIMESH_BROKER_KIND", "auto", _broker_kind,
+        "`kafka` or `tansu`: which broker settings to use (Tansu gets its workarounds, Kafka "
+        "Faust's defaults)",
+        "`auto`: Tansu when embedded, else judged from the broker's ApiVersions (no "
+        "transaction APIs: Tansu)",
+    )  # fmt: skip
+    exactly_once: bool = _variable(
+        "AIMESH_EXACTLY_ONCE", False, _flag,
+        "`1`: Faust's `processing_guarantee='exactly_once'` (Apache Kafka only; refused with a "
+        "clear error on a broker without transactions)",
+    )  # fmt: skip
+    replication: int = _variable(
+        "AIMESH_REPLICATION", 1, _at_least_one,
+        "replication factor of every topic the worker creates (3 on a 3-broker cluster)",
+    )  # fmt: skip
+    session_timeout: float | None = _variable(
+        "AIMESH_SESSION_TIMEOUT", None, _session_timeout,
+        "seconds before a silent worker's partitions move to the others: the failover time "
+        "after a crash",
+        "Faust's default (60 s) on Kafka, 10 s on Tansu",
+    )  # fmt: skip
+    ollama_host: str | None = _variable(
+        "OLLAMA_HOST", None, _http_url, "the Ollama API every agent uses",
+        "unset or unreachable: Ollama at 127.0.0.1:11434 if it answers, else the embedded server",
+    )  # fmt: skip
+    qdrant_url: str | None = _variable(
+        "AIMESH_QDRANT_URL", None, _http_url, "a Qdrant server",
+        "unset: qdrant-client local mode under `$AIMESH_DATA_DIR/qdrant`",
+    )  # fmt: skip
+    data_dir: Path = _variable(
+        "AIMESH_DATA_DIR", Path(".aimesh"), Path, "local state: Qdrant files, Faust data, logs"
+    )
+    tables_dir: Path = _variable("AIMESH_TABLES_DIR", Path("tables"), Path, "the CSV archive")
+    tasks: str | None = _variable(
+        "AIMESH_TASKS", None, _task_source,
+        "a JSONL task file (format below), or `humaneval` for the 164 HumanEval problems",
+        "unset: the Producer invents tasks",
+    )  # fmt: skip
+    max_tasks: int | None = _variable(
+        "AIMESH_MAX_TASKS", None, _zero_or_more, "how many tasks the Producer creates",
+        "unlimited (`aimesh up --max-cycles N` sets N)",
+    )  # fmt: skip
+    task_interval: float = _variable(
+        "AIMESH_TASK_INTERVAL", 1.0, _positive_float, "seconds between new tasks"
+    )
+    max_fixes: int = _variable(
+        "AIMESH_MAX_FIXES", 3, _zero_or_more, "fix attempts per task after the first"
+    )
+    max_in_flight: int = _variable(
+        "AIMESH_MAX_IN_FLIGHT", 4, _zero_or_more,
+        "cycles the Producer keeps open at once, so fix tasks are not queued behind a whole task "
+        "file; a cycle is open until the archive has its row (workers on machines that do not "
+        "share a tables dir: `0`, no limit)",
+    )  # fmt: skip
+    review: str = _variable(
+        "AIMESH_REVIEW", "all", _review_mode,
+        "which solutions the Reviewer sends to the model: `all`; `passed` (only code that "
+        "passed its tests, with the verdict; the others get a review saying why not), since on "
+        "a CPU a review costs as much model time as the code; `off`",
+    )  # fmt: skip
+    chat_model: str = _variable("AIMESH_CHAT_MODEL", DEFAULT_CHAT_MODEL, str, "chat model name")
+    fix_model: str = _variable(
+        "AIMESH_FIX_MODEL", "", str,
+        "the model that writes fix attempts; set it empty to fix with the chat model",
+        "unset: `qwen2.5-coder:1.5b` on the embedded server with the default chat model, else "
+        "the chat model",
+    )  # fmt: skip
+    embed_model: str = _variable(
+        "AIMESH_EMBED_MODEL", DEFAULT_EMBED_MODEL, str, "embedding model name",
+        f"`{DEFAULT_EMBED_MODEL}` (`{EMBEDDED_EMBED_MODEL}` on the embedded server)",
+    )  # fmt: skip
+    memory_collection: str = _variable(
+        "AIMESH_MEMORY_COLLECTION", "aimesh_memory", str,
+        "Qdrant collection; it is tied to one embedding model and dimension",
+    )  # fmt: skip
+    memory_k: int = _variable(
+        "AIMESH_MEMORY_K", 3, _zero_or_more, "memories recalled into each prompt"
+    )
+    partitions: int = _variable(
+        "AIMESH_PARTITIONS", 4, _at_least_one, "partitions of every topic and table"
+    )
+    web_host: str = _variable(
+        "AIMESH_WEB_HOST", "127.0.0.1", str, "the address the worker's web server listens on"
+    )
+    web_port: int = _variable("AIMESH_WEB_PORT", 6066, _port, "the worker's web server's port")
+    llm_timeout: float = _variable(
+        "AIMESH_LLM_TIMEOUT", 300.0, _positive_float, "seconds one LLM call may take"
+    )
+    llm_threads: int | None = _variable(
+        "AIMESH_LLM_THREADS", None, _at_least_one,
+        "llama.cpp threads of the embedded LLM server; use fewer when something else keeps the "
+        "cores busy",
+        "every core",
+    )  # fmt: skip
+    llm_concurrency: int = _variable(
+        "AIMESH_LLM_CONCURRENCY", 2, _at_least_one,
+        "LLM calls in flight per worker for the Consumer and for the Reviewer",
+    )  # fmt: skip
+    sandbox_limits: Limits = field(default_factory=Limits)  # SANDBOX_LIMIT_VARIABLES
+    sandbox_servers: int | None = _variable(
+        "AIMESH_SANDBOX_SERVERS", None, _at_least_one, "warm fork servers per worker",
+        "every core",
+    )  # fmt: skip
+    sandbox_unsafe: bool = _variable(
+        "AIMESH_SANDBOX_UNSAFE", False, _flag,
+        "`1` runs code even where the machine lacks a required isolation layer (the verdicts "
+        "then list `UNSAFE-missing-...`)",
+    )  # fmt: skip
+    app_id: str = _variable(
+        "AIMESH_APP_ID", "aimesh", str,
+        "the Faust application id: consumer group and table names; workers with the same id "
+        "share the work",
+    )  # fmt: skip
+    run_id: str = _variable(
+        "AIMESH_RUN_ID", "", str,
+        "prefixes the ids of tasks read from a file, so running the same file again makes new "
+        "cycles",
+        "set by `aimesh up` to its start time",
+    )  # fmt: skip
+    embedded: tuple[str, ...] = _variable(
+        "AIMESH_EMBEDDED", (), _names,
+        "the parts `aimesh up` started itself (`broker`, `llm`), for the status view",
+        "set by `aimesh up`",
+    )  # fmt: skip
 
     @property
     def broker(self) -> str:
@@ -238,37 +348,41 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read `AIMESH_*` and `OLLAMA_HOST`; raise ConfigError naming the first bad variable."""
         env = os.environ if env is None else env
-        return cls(
-            broker_url=_parse(env, "AIMESH_BROKER_URL", None, _kafka_url),
-            broker_kind=_parse(env, "AIMESH_BROKER_KIND", "auto", _broker_kind),
-            exactly_once=_parse(env, "AIMESH_EXACTLY_ONCE", False, _flag),
-            replication=_parse(env, "AIMESH_REPLICATION", 1, _at_least_one),
-            session_timeout=_parse(env, "AIMESH_SESSION_TIMEOUT", None, _session_timeout),
-            ollama_host=_parse(env, "OLLAMA_HOST", None, _http_url),
-            qdrant_url=_parse(env, "AIMESH_QDRANT_URL", None, _http_url),
-            data_dir=_parse(env, "AIMESH_DATA_DIR", Path(".aimesh"), Path),
-            tables_dir=_parse(env, "AIMESH_TABLES_DIR", Path("tables"), Path),
-            tasks=_parse(env, "AIMESH_TASKS", None, _task_source),
-            max_tasks=_parse(env, "AIMESH_MAX_TASKS", None, _zero_or_more),
-            task_interval=_parse(env, "AIMESH_TASK_INTERVAL", 1.0, _positive_float),
-            max_fixes=_parse(env, "AIMESH_MAX_FIXES", 3, _zero_or_more),
-            max_in_flight=_parse(env, "AIMESH_MAX_IN_FLIGHT", 4, _zero_or_more),
-            review=_parse(env, "AIMESH_REVIEW", "all", _review_mode),
-            chat_model=_parse(env, "AIMESH_CHAT_MODEL", DEFAULT_CHAT_MODEL, str),
-            fix_model=_parse(env, "AIMESH_FIX_MODEL", "", str),
-            embed_model=_parse(env, "AIMESH_EMBED_MODEL", DEFAULT_EMBED_MODEL, str),
-            memory_k=_parse(env, "AIMESH_MEMORY_K", 3, _zero_or_more),
-            memory_collection=_parse(env, "AIMESH_MEMORY_COLLECTION", "aimesh_memory", str),
-            partitions=_parse(env, "AIMESH_PARTITIONS", 4, _at_least_one),
-            web_host=_parse(env, "AIMESH_WEB_HOST", "127.0.0.1", str),
-            web_port=_parse(env, "AIMESH_WEB_PORT", 6066, _port),
-            llm_timeout=_parse(env, "AIMESH_LLM_TIMEOUT", 300.0, _positive_float),
-            llm_concurrency=_parse(env, "AIMESH_LLM_CONCURRENCY", 2, _at_least_one),
-            llm_threads=_parse(env, "AIMESH_LLM_THREADS", None, _at_least_one),
-            sandbox_limits=_sandbox_limits(env),
-            sandbox_servers=_parse(env, "AIMESH_SANDBOX_SERVERS", None, _at_least_one),
-            sandbox_unsafe=_parse(env, "AIMESH_SANDBOX_UNSAFE", False, _flag),
-            app_id=_parse(env, "AIMESH_APP_ID", "aimesh", str),
-            run_id=_parse(env, "AIMESH_RUN_ID", "", str),
-            embedded=_parse(env, "AIMESH_EMBEDDED", (), _names),
-        )
+        values: dict[str, Any] = {
+            f.name: _parse(env, f.metadata["env"], f.default, f.metadata["parse"])
+            for f in fields(cls)
+            if "env" in f.metadata
+        }
+        return cls(**values, sandbox_limits=_sandbox_limits(env))
+
+
+def _shown(value: object) -> str:
+    """A default as the README states it."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{int(value)}`"
+    if isinstance(value, float) and value.is_integer() and value >= 10:
+        value = int(value)
+    return f"`{value}`"
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """Every environment variable read: (name, default as stated, meaning), in reading order."""
+    rows = []
+    for f in fields(Settings):
+        if "env" in f.metadata:
+            shown = f.metadata["shown"] or _shown(f.default)
+            rows.append((f.metadata["env"], shown, f.metadata["meaning"]))
+        elif f.name == "sandbox_limits":
+            defaults = Limits()
+            for name, (limit, meaning) in SANDBOX_LIMIT_VARIABLES.items():
+                rows.append((name, _shown(getattr(defaults, limit)), meaning))
+    return rows
+
+
+def markdown_table() -> str:
+    """The README's configuration table, made from the settings themselves."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {shown} | {meaning} |" for name, shown, meaning in variables()]
+    return "\n".join(lines)

@@ -1,12 +1,14 @@
 """Configuration: defaults that work with nothing set, and a named variable for every bad value."""
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from aimesh.settings import ConfigError, Settings
+from aimesh.settings import ConfigError, Settings, markdown_table, variables
 
 
 def test_defaults_need_no_configuration():
@@ -82,3 +84,28 @@ def test_the_command_refuses_a_bad_value_naming_the_variable():
     )
     assert result.returncode == 2
     assert "configuration error: AIMESH_MAX_FIXES='-1'" in result.stderr
+
+
+def test_the_readme_states_every_variable_as_the_settings_define_it():
+    """Names, defaults and meanings are written once, in aimesh/settings.py; the README's table
+    is that table (regenerate it with `python -c "from aimesh.settings import markdown_table;
+    print(markdown_table())"`)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert markdown_table() in readme
+
+
+def test_every_variable_the_code_reads_is_a_setting():
+    """An `AIMESH_*` variable read anywhere in the package must be in the table above, so none
+    goes undocumented (AIMESH_EMBEDDED is set by `aimesh up` for the worker, and is listed)."""
+    package = Path(__file__).resolve().parents[1] / "aimesh"
+    read = set()
+    for path in package.rglob("*.py"):
+        read |= set(re.findall(r"\"(AIMESH_[A-Z0-9_]+)\"", path.read_text()))
+    assert read <= {name for name, _, _ in variables()}, read - {n for n, _, _ in variables()}
+
+
+def test_each_setting_is_read_from_its_own_variable():
+    env = {name: "7" for name, _, _ in variables() if name.endswith(("_K", "_FIXES"))}
+    settings = Settings.from_env(env)
+    assert (settings.memory_k, settings.max_fixes) == (7, 7)
+    assert len({name for name, _, _ in variables()}) == len(variables())

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
+from typing_extensions import override
 
 from aimesh.transport.barrier_commits import BarrierCommits
 from aimesh.transport.handled_commits import HandledCommits
@@ -34,6 +35,7 @@ class ConsumerThread(PositionPending, StableHighwaters, TopicsKnown, driver.AIOK
 
 
 class Consumer(HandledCommits, ParkedSeek, RewindUncommitted, BarrierCommits, driver.Consumer):
+    @override
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from faust.types import TP
+from typing_extensions import override
 
 from aimesh.commit_barrier import commit_barrier
 from aimesh.transport.mixin_base import ConsumerMixinBase
@@ -15,6 +16,7 @@ from aimesh.transport.mixin_base import ConsumerMixinBase
 class BarrierCommits(ConsumerMixinBase):
     """Mixin for Faust's Consumer."""
 
+    @override
     async def _commit_offsets(self, offsets: Mapping[TP, int], *args: Any, **kwargs: Any) -> bool:
         async with commit_barrier.exclusive():
             return bool(await super()._commit_offsets(offsets, *args, **kwargs))

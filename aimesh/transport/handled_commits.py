@@ -20,6 +20,7 @@ from collections.abc import Set
 from typing import Any
 
 from faust.types import TP, Message
+from typing_extensions import override
 
 from aimesh.transport.mixin_base import ConsumerMixinBase
 
@@ -40,6 +41,7 @@ class HandledCommits(ConsumerMixinBase):
 
         self.callback = tracked
 
+    @override
     def ack(self, message: Message) -> bool:
         counted = super().ack(message)
         if message.acked:
@@ -55,6 +57,7 @@ class HandledCommits(ConsumerMixinBase):
             handed_out.difference_update([o for o in list(handed_out) if o < committed])
         return handed_out
 
+    @override
     def _new_offset(self, tp: TP) -> int | None:
         pending = self._pending(tp)
         acked = self._acked[tp]
@@ -62,6 +65,7 @@ class HandledCommits(ConsumerMixinBase):
             return None
         return super()._new_offset(tp)
 
+    @override
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
         """Keep tracking through the revocation: Faust forgets the committed offsets first, then
         commits while the agents finish their records; so prune while those offsets are known,

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from faust.types import TP, Message
+from typing_extensions import override
 
 from aimesh.transport.mixin_base import ConsumerMixinBase
 
@@ -42,12 +43,14 @@ class ParkedSeek(ConsumerMixinBase):
             self._between_batches.set()
         return self._between_batches
 
+    @override
     async def _wait_next_records(self, timeout: float) -> Any:
         records = await super()._wait_next_records(timeout)
         if self.flow_active:  # getmany hands these out now
             self.between_batches.clear()
         return records
 
+    @override
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         try:
             async for item in super().getmany(timeout):
@@ -55,12 +58,14 @@ class ParkedSeek(ConsumerMixinBase):
         finally:
             self.between_batches.set()
 
+    @override
     async def _drain_messages(self, fetcher: Any) -> None:
         try:
             await super()._drain_messages(fetcher)
         finally:  # a fetch loop stopped mid-batch hands out nothing more
             self.between_batches.set()
 
+    @override
     async def perform_seek(self) -> None:
         """Stop the flow, wait for the fetch loop to finish its batch, and seek. The flow stays
         stopped: Faust's recovery resumes it after the seek, and the other caller (a batch that

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from faust.types import TP
+from typing_extensions import override
 
 from aimesh.transport.mixin_base import ConsumerThreadMixinBase
 
@@ -35,6 +36,7 @@ class PositionPending(ConsumerThreadMixinBase):
         state = partition_state(self._ensure_consumer(), tp)
         return state is not None and state.has_valid_position
 
+    @override
     def verify_event_path(self, now: float, tp: TP) -> None:
         if self.has_position(tp):
             super().verify_event_path(now, tp)

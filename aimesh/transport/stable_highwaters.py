@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from faust.types import TP
+from typing_extensions import override
 
 from aimesh.transport.mixin_base import ConsumerThreadMixinBase
 
@@ -21,5 +22,6 @@ from aimesh.transport.mixin_base import ConsumerThreadMixinBase
 class StableHighwaters(ConsumerThreadMixinBase):
     """Mixin for Faust's aiokafka consumer thread."""
 
+    @override
     async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:
         return await self._ensure_consumer().end_offsets(list(partitions))

@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
+from typing_extensions import override
 
 from aimesh.transport.mixin_base import ConsumerThreadMixinBase
 
@@ -74,6 +75,7 @@ async def topics_missing_after(client: Any, topics: set[str], timeout: float) ->
 class TopicsKnown(ConsumerThreadMixinBase):
     """Mixin for Faust's aiokafka consumer thread."""
 
+    @override
     async def subscribe(self, topics: Iterable[str]) -> None:
         wanted = set(topics)
         client = self._ensure_consumer()._client

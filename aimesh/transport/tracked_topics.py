@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing_extensions import override
+
 from aimesh.transport.mixin_base import ProducerMixinBase
 
 
@@ -33,6 +35,7 @@ def watch(client: Any, topic: str) -> None:
 class TrackedTopics(ProducerMixinBase):
     """Mixin for Faust's aiokafka Producer."""
 
+    @override
     async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
         transactional_id = kwargs.get("transactional_id")
         kafka = self._transaction_producers.get(transactional_id) if transactional_id else None

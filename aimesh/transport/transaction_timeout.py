@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from typing_extensions import override
+
 from aimesh.transport.mixin_base import ProducerMixinBase
 
 BROKER_DEFAULT_MAX_S = 900.0
@@ -21,6 +23,7 @@ BROKER_DEFAULT_MAX_S = 900.0
 class TransactionTimeout(ProducerMixinBase):
     """Mixin for Faust's aiokafka Producer."""
 
+    @override
     def _settings_default(self) -> Mapping[str, Any]:
         longest_event_s = float(self.app.conf.broker_max_poll_interval)
         timeout_ms = int(min(longest_event_s, BROKER_DEFAULT_MAX_S) * 1000)

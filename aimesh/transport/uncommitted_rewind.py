@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from aiokafka.errors import IllegalStateError
 from faust.types import TP
+from typing_extensions import override
 
 from aimesh.transport.mixin_base import ConsumerMixinBase
 
@@ -22,6 +23,7 @@ from aimesh.transport.mixin_base import ConsumerMixinBase
 class RewindUncommitted(ConsumerMixinBase):
     """Mixin for Faust's Consumer."""
 
+    @override
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
         never_committed = [
