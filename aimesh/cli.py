@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from aimesh.broker_profile import EMBEDDED_TANSU, BrokerProfile, detect
 from aimesh.sandbox.pool import PoolConfig
 from aimesh.settings import EMBEDDED_EMBED_MODEL, ConfigError, Settings, first_host_port
 
@@ -95,6 +96,20 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def startup_refusal(settings: Settings, profile: BrokerProfile | None) -> str:
+    """Why a worker with `settings` must not start, or "": the sandbox cannot run here, or the
+    broker (`profile`; None when not known yet) cannot do what is asked. `aimesh up` and
+    `aimesh worker` both check this before anything starts, print it and exit 2."""
+    if refusal := sandbox_refusal(settings.sandbox_pool_config()):
+        return refusal
+    try:
+        if profile is not None:
+            profile.faust_options(settings)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
 def sandbox_refusal(config: PoolConfig) -> str:
     """Why this machine cannot run the sandbox with `config`, or "" when it can: checked before
     a worker starts, so a missing isolation layer stops start-up instead of every run."""
@@ -127,17 +142,11 @@ def up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if refusal := sandbox_refusal(settings.sandbox_pool_config()):
+    # Without a broker URL the broker will be the embedded Tansu: can it do what's asked?
+    profile = None if settings.broker_url else EMBEDDED_TANSU
+    if refusal := startup_refusal(settings, profile):
         print(f"aimesh: {refusal}", file=sys.stderr)
         return 2
-    if not settings.broker_url:  # the broker will be the embedded Tansu: can it do what's asked?
-        from aimesh.broker_profile import EMBEDDED_TANSU
-
-        try:
-            EMBEDDED_TANSU.faust_options(settings)
-        except ConfigError as exc:
-            print(f"aimesh: {exc}", file=sys.stderr)
-            return 2
     host = find_ollama(settings.ollama_host)
     if host is None:
         settings = Settings.from_env(with_embedded_fix_model(env))
@@ -308,22 +317,16 @@ def worker(args: argparse.Namespace) -> int:
 
     Waits for the broker to listen first, so `honcho start` may start all parts at once.
     """
-    from aimesh.broker_profile import detect
     from aimesh.embedded.broker import wait_for_port
 
     settings = Settings.from_env()
-    if refusal := sandbox_refusal(settings.sandbox_pool_config()):
-        print(f"aimesh: {refusal}", file=sys.stderr)
-        return 2
     url = settings.broker
     host, port = first_host_port(url)
     if not wait_for_port(host, port, timeout=args.wait):
         print(f"aimesh: no broker listens at {url} (AIMESH_BROKER_URL)", file=sys.stderr)
         return 1
-    try:
-        detect(settings).faust_options(settings)
-    except ConfigError as exc:
-        print(f"aimesh: {exc}", file=sys.stderr)
+    if refusal := startup_refusal(settings, detect(settings)):
+        print(f"aimesh: {refusal}", file=sys.stderr)
         return 2
     command = _worker_command(args.log_level)
     os.execv(command[0], command)

@@ -15,7 +15,7 @@ from aimesh.llm.client import LLM, LLMError
 from aimesh.memory import MemorySkill
 from aimesh.memory.skill import FAILURE, LESSON
 from aimesh.records import Review, Solution, Task, Verdict, now
-from aimesh.sandbox import Limits, RunResult, run_tests
+from aimesh.sandbox import Limits, RunResult, ServerPool, run_tests
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,16 @@ async def solve(llm: LLM, task: Task, memories: list[str], fix_model: str = "") 
     )
 
 
-async def judge(solution: Solution, limits: Limits) -> RunResult:
-    """Run the solution with its task's tests, under the task's own limits where it sets any;
-    no code at all is an error without a run."""
+async def judge(solution: Solution, limits: Limits, sandbox: ServerPool) -> RunResult:
+    """Run the solution with its task's tests on the `sandbox` fork servers, under the task's
+    own limits where it sets any; no code at all is an error without a run."""
     if not solution.code.strip():
         note = solution.note or "the answer had no Python code"
         return RunResult(status="error", error_type="NoCode", error=note)
     task = solution.task
     limits = limits.with_overrides(task.limits)
     return await run_tests(
-        solution.code, task.tests, task.entry_point or None, task.preamble, limits
+        solution.code, task.tests, task.entry_point or None, task.preamble, limits, sandbox
     )
 
 

@@ -38,6 +38,7 @@ from aimesh.embedded.broker import free_port, start_tansu, stop
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
 from aimesh.records import Task, now
+from aimesh.sandbox import configure
 from aimesh.settings import Settings
 from tests.conftest import LLMThread, Worker, json_key, worker_env
 from tests.kafka_io import produce
@@ -148,6 +149,7 @@ class Pipeline:
             collection=settings.memory_collection,
         )
         self.limits = settings.sandbox_limits
+        self.sandbox = configure(settings.sandbox_pool_config())
         self.archive = CycleArchive(tables)
 
     def record(self, state: dict[str, Any], part: str, record: Any) -> dict[str, Any]:
@@ -164,7 +166,7 @@ class Pipeline:
             recalled = await steps.recall(self.memory, task, self.settings.memory_k)
             solution = await steps.solve(self.llm, task, recalled.memories)
             state = self.record(state, "solution", solution)
-            result = await steps.judge(solution, self.limits)
+            result = await steps.judge(solution, self.limits, self.sandbox)
             decision = steps.decide(result, used, self.settings.max_fixes)
             used = decision.fixes_used
             state = self.record(state, "verdict", steps.verdict_of(solution, result, decision))

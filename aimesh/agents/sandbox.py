@@ -44,8 +44,7 @@ async def _send(cycle_id: str, decided: dict[str, Any]) -> None:
 async def judge(solution: Solution) -> None:
     """Run, decide, record the decision, then send it; memory comes last and may fail alone."""
     cycle_id = solution.cycle_id
-    services.sandbox_pool()
-    result = await steps.judge(solution, services.limits())
+    result = await steps.judge(solution, services.limits(), services.sandbox_pool())
     await metric(AGENT, "sandbox_ms", result.duration_ms, cycle_id=cycle_id)
     decision = steps.decide(result, retry_budget[cycle_id].get("fixes_used", 0), settings.max_fixes)
     fix = steps.fix_task(solution, result) if decision.fix else None

@@ -94,8 +94,7 @@ async def sandbox_state() -> dict[str, Any]:
     """The layers every run gets (starting a fork server the first time), and the limits."""
     state: dict[str, Any] = {"limits": dataclasses.asdict(settings.sandbox_limits)}
     try:
-        services.sandbox_pool()
-        state.update(layers=await active_layers(), error="", reachable=True)
+        state.update(layers=await active_layers(services.sandbox_pool()), error="", reachable=True)
     except SandboxUnavailable as exc:
         state.update(layers=[], error=str(exc), reachable=False)
     return state
