@@ -1,14 +1,20 @@
 """The Faust application, and nothing else: agents, tables and views register themselves on it.
 
-Broker settings depend on the broker (`broker_profile`): the measured workarounds for the
-embedded Tansu, Faust's defaults on Apache Kafka, and exactly-once mode when asked for.
+Importing it reads the environment and nothing more: it opens no connection and writes no file
+(tests/test_app_import.py). What needs the broker or the disk waits until Faust first reads its
+configuration, which a starting worker does: the broker-dependent settings (`BrokerOptions`: the
+measured workarounds for the embedded Tansu, Faust's defaults on Apache Kafka, exactly-once mode
+when asked for), the data directory, the transport with the project's fixes, the web server.
 """
 
 from __future__ import annotations
 
-import faust
+from typing import Any
 
-from aimesh.broker_profile import detect
+import faust
+from typing_extensions import override
+
+from aimesh.broker_profile import BrokerOptions
 from aimesh.deadletter import DeadLetteringTopic
 from aimesh.durable_table import DurableTable
 from aimesh.settings import Settings
@@ -16,10 +22,29 @@ from aimesh.transport import Transport
 from aimesh.web.server import Web
 
 settings = Settings.from_env()
-settings.data_dir.mkdir(parents=True, exist_ok=True)
-broker = detect(settings)
+broker_options = BrokerOptions(settings)
 
-app = faust.App(
+
+class MeshApp(faust.App):
+    """Faust's App, with the mesh's transport and web server made where Faust makes its own."""
+
+    @override
+    def _load_settings(self, *, silent: bool = False) -> Any:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust's datadir lives there
+        return super()._load_settings(silent=silent)
+
+    @override
+    def _new_transport(self) -> Transport:
+        """Faust's transport, with the fixes of aimesh.transport."""
+        return Transport(self.conf.broker_consumer, self)
+
+    @override
+    def _new_web(self) -> Web:
+        """Faust's aiohttp server, leaving `/` to the dashboard."""
+        return Web(self)
+
+
+app = MeshApp(
     settings.app_id,
     broker=settings.broker,
     autodiscover=["aimesh.agents", "aimesh.web", "aimesh.diagnostics"],
@@ -38,9 +63,5 @@ app = faust.App(
     web_bind=settings.web_host,
     web_host=settings.web_host,
     web_port=settings.web_port,
-    **broker.faust_options(settings),
 )
-# Before anything uses the app's transport: Faust's, with uncommitted partitions read from start.
-app.transport = Transport(app.conf.broker_consumer, app)
-# Before any view registers: the web server that leaves `/` to the dashboard.
-app.web = Web(app)
+app.config_from_object(broker_options)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aimesh.settings import ConfigError, Settings, bootstrap_servers
@@ -137,3 +139,29 @@ def detect(settings: Settings) -> BrokerProfile:
         reason = f"{url} lacks {', '.join(missing)}, as Tansu does"
         return BrokerProfile("tansu", reason, transactions=False)
     return BrokerProfile("kafka", f"{url} offers Kafka's transaction APIs", transactions=True)
+
+
+class BrokerOptions(Mapping[str, Any]):
+    """The broker-dependent Faust settings, worked out when Faust first reads its configuration
+    (a worker starting, `app.config_from_object`), never when `aimesh.app` is imported: judging
+    the broker opens a connection to it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def profile(self) -> BrokerProfile:
+        return detect(self.settings)
+
+    @cached_property
+    def _options(self) -> dict[str, Any]:
+        return self.profile.faust_options(self.settings)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._options[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._options)
+
+    def __len__(self) -> int:
+        return len(self._options)

@@ -44,7 +44,7 @@ from aimesh.archive import CycleArchive
 from aimesh.archive.learning import learning
 from aimesh.embedded.broker import free_port
 from aimesh.humaneval_controls import problems as humaneval_problems
-from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, lookup
+from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, DEFAULT_FIX_MODEL, lookup
 from aimesh.llm.model_store import model_file
 from aimesh.settings import Settings
 
@@ -153,11 +153,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-fixes", type=int, default=3)
     parser.add_argument("--model", default=DEFAULT_CHAT_MODEL)
-    parser.add_argument("--fix-model", default="")
+    parser.add_argument(
+        "--fix-model", default=None, help="default: as `aimesh up` chooses on the embedded server"
+    )
     parser.add_argument("--memory", choices=("both", "on", "off"), default="both")
     parser.add_argument("--review", choices=("off", "passed", "all"), default="off")
     parser.add_argument("--timeout-min", type=float, default=180, help="per run")
     args = parser.parse_args()
+    if args.fix_model is None:  # `aimesh up`'s choice: the 1.5B fixes the default model's code
+        args.fix_model = DEFAULT_FIX_MODEL if args.model == DEFAULT_CHAT_MODEL else ""
     if args.n < 1 or args.max_fixes < 0:
         parser.error("--n must be at least 1 and --max-fixes at least 0")
     for name in filter(None, (args.model, args.fix_model)):

@@ -1,10 +1,11 @@
 """Every Faust, aiokafka or mode method the project replaces still exists upstream.
 
-The transport fixes (aimesh/transport/), the dead-lettering topic and the durable table work by
-overriding methods of faust-streaming's classes. Should an upgrade rename one, the override
-would become a method nobody calls and its fix would stop silently. Each override is marked
-`@override` (PEP 698); here every marked method must exist on the upstream class it is placed
-in front of, and no unmarked method may shadow an upstream one unknowingly.
+The transport fixes (aimesh/transport/), the app, its web server, the dead-lettering topic and
+the durable table work by overriding methods of faust-streaming's classes. Should an upgrade
+rename one, the override would become a method nobody calls and its fix would stop silently.
+Each override is marked `@override` (PEP 698); here every marked method must exist on the
+upstream class it is placed in front of, and no unmarked method may shadow an upstream one
+unknowingly.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from faust.transport.drivers import aiokafka as driver
 from typing_extensions import override
 
 from aimesh import transport
+from aimesh.app import MeshApp
 from aimesh.deadletter import DeadLetteringTopic
 from aimesh.durable_table import DurableTable
+from aimesh.web.server import Web
 
 CLASSES = [transport.Consumer, transport.ConsumerThread, transport.Producer, transport.Transport,
-           DeadLetteringTopic, DurableTable]  # fmt: skip
+           DeadLetteringTopic, DurableTable, MeshApp, Web]  # fmt: skip
 
 
 def _ours(cls: type) -> list[type]:

@@ -11,7 +11,7 @@ import httpx
 from faust.exceptions import ConsumerNotStarted
 
 from aimesh import services
-from aimesh.app import app, broker, settings
+from aimesh.app import app, broker_options, settings
 from aimesh.llm.client import DEFAULT_HOST
 from aimesh.sandbox import SandboxUnavailable, active_layers
 from aimesh.settings import first_host_port
@@ -52,8 +52,8 @@ async def broker_state() -> dict[str, Any]:
     host, port = first_host_port(settings.broker)
     return {
         "url": settings.broker,
-        "kind": broker.kind,
-        "kind_reason": broker.reason,
+        "kind": broker_options.profile.kind,
+        "kind_reason": broker_options.profile.reason,
         "processing_guarantee": app.conf.processing_guarantee.value,
         "embedded": "broker" in settings.embedded,
         "reachable": await _tcp_reachable(host, port),
