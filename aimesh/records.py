@@ -11,7 +11,8 @@ from typing import Any
 
 import faust
 
-from aimesh.sandbox import STATUSES, Limits
+from aimesh.sandbox import STATUSES
+from aimesh.sandbox.limits import overrides_problem
 
 MAX_ID = 128
 MAX_TEXT = 64_000
@@ -68,13 +69,8 @@ class Task(faust.Record, serializer="json", include_metadata=False):
         found += _text_problems(
             self, "title", "description", "tests", "prompt", "preamble", "previous_code"
         )
-        if not isinstance(self.limits, dict):
-            found.append("limits must be an object of sandbox limits")
-        else:
-            try:
-                Limits().with_overrides(self.limits)
-            except (TypeError, ValueError) as exc:
-                found.append(f"limits: {exc}")
+        if problem := overrides_problem(self.limits):
+            found.append(problem)
         if isinstance(self.tests, str) and not self.tests.strip():
             found.append("tests are empty")
         if self.entry_point and not (

@@ -1,4 +1,4 @@
-"""The engines a worker uses (LLM, memory, sandbox), built once from the settings.
+"""The engines a worker uses (LLM, memory, sandbox, the archive), built once from the settings.
 
 Built lazily: importing the app (for `faust --help`, or a test) must not open Qdrant's files or
 connect anywhere.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from aimesh.app import settings
+from aimesh.archive import CycleArchive
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
 from aimesh.sandbox import Limits, ServerPool, configure
@@ -56,3 +57,9 @@ def limits() -> Limits:
 def sandbox_pool() -> ServerPool:
     """The fork servers every run of this process uses (started lazily, on the first run)."""
     return configure(settings.sandbox_pool_config())
+
+
+@lru_cache(maxsize=1)
+def archive() -> CycleArchive:
+    """The CSV archive: the Persistence agent writes it, the web views read it."""
+    return CycleArchive(settings.tables_dir)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aimesh.sandbox.limits import Limits
+from aimesh.sandbox.limits import overrides_problem
 
 
 class TaskSourceError(ValueError):
@@ -56,12 +56,8 @@ def _tests_text(tests: Any) -> str:
 
 def _limits(data: dict[str, Any]) -> dict[str, float]:
     limits = data.get("limits") or {}
-    if not isinstance(limits, dict):
-        raise ValueError('limits must be an object, e.g. {"timeout_s": 30}')
-    try:
-        Limits().with_overrides(limits)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"limits: {exc}") from None
+    if problem := overrides_problem(limits):
+        raise ValueError(problem)
     return dict(limits)
 
 

@@ -5,6 +5,7 @@ import pytest
 from aimesh import steps
 from aimesh.records import Solution, Task
 from aimesh.sandbox import Limits
+from aimesh.sandbox.pool import pool
 
 
 def _solution(code: str, limits: dict[str, float]) -> Solution:
@@ -17,9 +18,10 @@ def _solution(code: str, limits: dict[str, float]) -> Solution:
 @pytest.mark.asyncio
 async def test_the_task_limit_wins_over_the_global_one() -> None:
     slow = "import time\ntime.sleep(3)\n"
-    result = await steps.judge(_solution(slow, {"timeout_s": 0.5}), Limits(timeout_s=10))
+    sandbox, wide = pool(), Limits(timeout_s=10)
+    result = await steps.judge(_solution(slow, {"timeout_s": 0.5}), wide, sandbox)
     assert result.status == "timeout" and "0.5s" in result.error
-    result = await steps.judge(_solution("x = 1", {"timeout_s": 0.5}), Limits(timeout_s=10))
+    result = await steps.judge(_solution("x = 1", {"timeout_s": 0.5}), wide, sandbox)
     assert result.passed
 
 

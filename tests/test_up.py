@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from aimesh.archive import CycleArchive
 from aimesh.cli import with_embedded_fix_model
 from aimesh.embedded.broker import free_port
+from aimesh.embedded.waiting import wait_until
 from tests.conftest import processes_with, worker_env
 
 
@@ -113,15 +113,15 @@ def test_ctrl_c_or_sigterm_stops_everything_it_started(tmp_path, scripted_llm, s
     assert not processes_with(f"AIMESH_DATA_DIR={env['AIMESH_DATA_DIR']}")
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _wait_for(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer in {timeout} s")
+    assert wait_until(lambda: _answers(url), timeout, every=0.3), f"{url}: no answer in {timeout} s"
 
 
 def _closed(port: int) -> bool:

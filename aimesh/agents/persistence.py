@@ -12,15 +12,15 @@ from typing import Any
 import faust
 from faust import StreamT
 
+from aimesh import services
 from aimesh.agents.guard import handle
 from aimesh.app import app, settings
-from aimesh.archive import CycleArchive, new_state
+from aimesh.archive import new_state
 from aimesh.telemetry import event, metric
 from aimesh.topics import failed_topic, reviews_topic, solutions_topic, tasks_topic, verified_topic
 
 AGENT = "persistence"
 
-archive = CycleArchive(settings.tables_dir)
 joins = app.Table("archive_join", default=new_state, partitions=settings.partitions)
 
 
@@ -29,7 +29,7 @@ async def record_part(part: str, record: faust.Record) -> None:
     data = record.asdict()
     data.pop("task", None)
     cycle_id = data["cycle_id"]
-    joined = archive.add(joins[cycle_id], part, data)
+    joined = services.archive().add(joins[cycle_id], part, data)
     if not joined.changed:
         return
     joins[cycle_id] = joined.state

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 from aimesh import prompts, services
 from aimesh.app import app, settings
-from aimesh.archive import CycleArchive
 from aimesh.in_flight import InFlightWindow
 from aimesh.llm.client import LLMError
 from aimesh.plain_send import send_plain
@@ -25,18 +24,36 @@ from aimesh.topics import tasks_topic
 
 AGENT = "producer"
 BRAINSTORM_TRIES = 5
-_numbers = itertools.count(1)
-_sent = 0
-_done = False
-_file_tasks: Iterator[TaskSpec] | None = None
-_bad_lines: list[str] = []
-_archive = CycleArchive(settings.tables_dir)
-_window = InFlightWindow(
-    settings.max_in_flight,
-    lambda: _archive.cycles.read()["cycle_id"],
-    # far longer than any cycle: every attempt may wait out its LLM timeout twice (code, review)
-    give_up_after_s=2 * settings.llm_timeout * (settings.max_fixes + 1),
-)
+
+
+class Production:
+    """What this worker's Producer has done: tasks sent, whether it is done, the task file
+    being read and its bad lines, and the cycles it keeps open (aimesh/in_flight.py)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.done = False
+        self.numbers = itertools.count(1)  # of brainstorm prompts
+        self.bad_lines: list[str] = []
+        self._file_tasks: Iterator[TaskSpec] | None = None
+        self.window = InFlightWindow(
+            settings.max_in_flight,
+            lambda: services.archive().cycles.read()["cycle_id"],
+            # far longer than any cycle: every attempt may wait out its LLM timeout twice
+            # (code, review)
+            give_up_after_s=2 * settings.llm_timeout * (settings.max_fixes + 1),
+        )
+
+    def next_from_file(self) -> TaskSpec | None:
+        if self._file_tasks is None:
+            self._file_tasks = read_tasks(settings.tasks or "", on_error=self._bad_line)
+        return next(self._file_tasks, None)
+
+    def _bad_line(self, error: Exception) -> None:
+        self.bad_lines.append(str(error))
+
+
+production = Production()
 
 
 async def _brainstorm() -> TaskSpec | None:
@@ -44,7 +61,7 @@ async def _brainstorm() -> TaskSpec | None:
     for _ in range(BRAINSTORM_TRIES):
         try:
             result = await services.llm().chat(
-                prompts.brainstorm_messages(next(_numbers)),
+                prompts.brainstorm_messages(next(production.numbers)),
                 schema=prompts.TASK_SCHEMA,
                 max_tokens=300,
                 temperature=0.7,
@@ -56,13 +73,6 @@ async def _brainstorm() -> TaskSpec | None:
         except (LLMError, ValueError) as exc:
             await event(AGENT, "brainstorm_failed", error=f"{type(exc).__name__}: {exc}"[:500])
     return None
-
-
-def _next_from_file() -> TaskSpec | None:
-    global _file_tasks
-    if _file_tasks is None:
-        _file_tasks = read_tasks(settings.tasks or "", on_error=lambda e: _bad_lines.append(str(e)))
-    return next(_file_tasks, None)
 
 
 def _source_label() -> str:
@@ -97,32 +107,32 @@ def to_task(spec: TaskSpec, source: str) -> Task:
 
 @app.timer(interval=settings.task_interval, on_leader=True)
 async def produce() -> None:
-    global _sent, _done
-    if _done:
+    state = production
+    if state.done:
         return
-    if settings.max_tasks is not None and _sent >= settings.max_tasks:
-        _done = True
-        await log_event(AGENT, f"produced {_sent} tasks, the configured maximum")
+    if settings.max_tasks is not None and state.sent >= settings.max_tasks:
+        state.done = True
+        await log_event(AGENT, f"produced {state.sent} tasks, the configured maximum")
         return
     try:
-        room = _window.has_room()
+        room = state.window.has_room()
     except Exception as exc:  # e.g. the archive read mid-write: try again on the next tick
         await event(AGENT, "in_flight_unknown", error=f"{type(exc).__name__}: {exc}"[:300])
         return
-    while _window.expired:
-        await event(AGENT, "cycle_not_finished", cycle_id=_window.expired.pop(0))
+    while state.window.expired:
+        await event(AGENT, "cycle_not_finished", cycle_id=state.window.expired.pop(0))
     if not room:
         return
-    spec = _next_from_file() if settings.tasks else await _brainstorm()
-    while _bad_lines:
-        await event(AGENT, "bad_task_line", error=_bad_lines.pop(0))
+    spec = state.next_from_file() if settings.tasks else await _brainstorm()
+    while state.bad_lines:
+        await event(AGENT, "bad_task_line", error=state.bad_lines.pop(0))
     if spec is None:
         if settings.tasks:
-            _done = True
-            await log_event(AGENT, f"task file exhausted after {_sent} tasks")
+            state.done = True
+            await log_event(AGENT, f"task file exhausted after {state.sent} tasks")
         return
     task = to_task(spec, _source_label())
     await send_plain(tasks_topic, task.cycle_id, task, delivered=True)  # no input to commit with
-    _window.started(task.cycle_id)
-    _sent += 1
-    await event(AGENT, "task_created", cycle_id=task.cycle_id, title=task.title, number=_sent)
+    state.window.started(task.cycle_id)
+    state.sent += 1
+    await event(AGENT, "task_created", cycle_id=task.cycle_id, title=task.title, number=state.sent)

@@ -11,8 +11,9 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from aimesh.embedded.waiting import wait_until
 
 
 class BrokerError(RuntimeError):
@@ -48,15 +49,16 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _listens(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(host: str, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+    return wait_until(lambda: _listens(host, port), timeout, every=0.05)
 
 
 def tansu_command(host: str, port: int) -> list[str]:

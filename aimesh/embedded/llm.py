@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from aimesh.embedded.broker import free_port
+from aimesh.embedded.waiting import wait_until
 from aimesh.llm.client import DEFAULT_HOST
 
 
@@ -48,12 +48,13 @@ def start_embedded_llm(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the embedded LLM server exited; see {log_path}")
-        if ollama_answers(host, timeout=1.0):
-            return process, host
-        time.sleep(0.2)
+        return ollama_answers(host, timeout=1.0)
+
+    if wait_until(answers, 60):
+        return process, host
     process.kill()
     raise RuntimeError(f"the embedded LLM server did not answer within 60 s; see {log_path}")

@@ -73,3 +73,15 @@ class Limits:
             for name, value in overrides.items()
         }  # JSON may spell 512 as 512.0
         return dataclasses.replace(self, **values)
+
+
+def overrides_problem(overrides: object) -> str:
+    """Why `overrides` cannot be a task's own limits (an object of Limits fields, within the
+    ceilings), or "" when they can: the check a task file and a task message share."""
+    if not isinstance(overrides, dict):
+        return 'limits must be an object of sandbox limits, e.g. {"timeout_s": 30}'
+    try:
+        Limits().with_overrides(overrides)
+    except (TypeError, ValueError) as exc:
+        return f"limits: {exc}"
+    return ""

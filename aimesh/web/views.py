@@ -12,7 +12,7 @@ from typing import Any
 
 from faust import StreamT, web
 
-from aimesh.agents.persistence import archive
+from aimesh import services
 from aimesh.app import app, settings
 from aimesh.records import TELEMETRY_TYPES, Telemetry
 from aimesh.topics import telemetry_topic
@@ -87,10 +87,16 @@ class Status(JsonView):
         }
 
 
+def _archived() -> tuple[Any, Any]:
+    """The archive's cycles and attempts as they stand (the Persistence agent writes them)."""
+    archive = services.archive()
+    return archive.cycles.read(), archive.attempts.read()
+
+
 @app.page("/api/summary")
 class Summary(JsonView):
     async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
-        return summarize(archive.cycles.read(), archive.attempts.read(), settings.max_fixes)
+        return summarize(*_archived(), settings.max_fixes)
 
 
 @app.page("/api/cycles")
@@ -101,14 +107,14 @@ class Cycles(JsonView):
         limit = _whole(request, "limit", 20, 1, MAX_LIMIT)
         before = _whole(request, "before", None, 0, 10**9)
         assert limit is not None
-        return cycles_page(archive.cycles.read(), archive.attempts.read(), limit, before)
+        return cycles_page(*_archived(), limit, before)
 
 
 @app.page("/api/cycles/{cycle_id}")
 class CycleDetail(JsonView):
     async def answer(self, request: web.Request, **params: Any) -> dict[str, Any] | None:
         cycle_id = str(params.get("cycle_id", ""))
-        return cycle_detail(archive.cycles.read(), archive.attempts.read(), cycle_id)
+        return cycle_detail(*_archived(), cycle_id)
 
 
 @app.page("/api/series")
@@ -118,7 +124,7 @@ class Series(JsonView):
     async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
         buckets = _whole(request, "buckets", 30, 1, 200)
         assert buckets is not None
-        return time_series(archive.cycles.read(), archive.attempts.read(), time.time(), buckets)
+        return time_series(*_archived(), time.time(), buckets)
 
 
 @app.page("/api/telemetry")
@@ -146,7 +152,7 @@ class Memory(JsonView):
         limit = _whole(request, "limit", 10, 1, MAX_LIMIT)
         assert limit is not None
         state = await memory_state()
-        state["retrievals"] = latest_retrievals(archive.attempts.read(), limit)
+        state["retrievals"] = latest_retrievals(services.archive().attempts.read(), limit)
         return state
 
 
