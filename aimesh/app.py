@@ -47,7 +47,7 @@ class MeshApp(faust.App):
 app = MeshApp(
     settings.app_id,
     broker=settings.broker,
-    autodiscover=["aimesh.agents", "aimesh.web", "aimesh.diagnostics"],
+    autodiscover=["aimesh.agents", "aimesh.web", "aimesh.diagnostics", "aimesh.recovery_watch"],
     origin="aimesh",
     Topic=DeadLetteringTopic,
     Table=DurableTable,
