@@ -18,7 +18,7 @@ from typing import Any
 
 from aimesh.app import app
 from aimesh.commit_barrier import commit_barrier
-from aimesh.transport.position_pending import partition_state
+from aimesh.transport.position_pending import partition_state, position_of
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,7 @@ def consumer_state() -> str:
     active = consumer._active_partitions or set()
     handed_out = getattr(consumer, "handed_out", {})
     for tp in sorted(consumer.assignment()):
-        state = partition_state(kafka, tp)
-        position = state.position if state is not None and state.has_valid_position else None
+        state, position = partition_state(kafka, tp), position_of(kafka, tp)
         out.write(
             f"    {tp.topic}[{tp.partition}] position={position} "
             f"read={consumer._read_offset.get(tp)} committed={consumer._committed_offset.get(tp)} "

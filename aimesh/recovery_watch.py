@@ -19,12 +19,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from faust.types import TP
 
 from aimesh.app import app
-from aimesh.transport.position_pending import partition_state
+from aimesh.transport.position_pending import position_of
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +64,6 @@ class RecoveryWatch:
 _watch = RecoveryWatch()
 
 
-def _positions(kafka: Any, tps: list[TP]) -> tuple[dict[TP, int | None], dict[TP, int | None]]:
-    positions, highwaters = {}, {}
-    for tp in tps:
-        state = partition_state(kafka, tp)
-        valid = state is not None and state.has_valid_position
-        positions[tp] = state.position if valid else None
-        highwaters[tp] = kafka.highwater(tp)
-    return positions, highwaters
-
-
 @app.timer(interval=CHECK_EVERY_S)
 async def watch_recovery() -> None:
     recovery = app.tables.recovery
@@ -83,7 +72,8 @@ async def watch_recovery() -> None:
         _watch.since.clear()
         return
     remaining = recovery.active_remaining()
-    positions, highwaters = _positions(kafka, list(remaining))
+    positions = {tp: position_of(kafka, tp) for tp in remaining}
+    highwaters = {tp: kafka.highwater(tp) for tp in remaining}
     stalled = stalled_reads(remaining, recovery.active_offsets, positions, highwaters)
     for tp, offset in _watch.due(stalled, time.monotonic()).items():
         log.warning(

@@ -42,9 +42,10 @@ from dataclasses import dataclass
 
 from aimesh.archive import CycleArchive
 from aimesh.archive.learning import learning
+from aimesh.cli import with_embedded_fix_model
 from aimesh.embedded.broker import free_port
 from aimesh.humaneval_controls import problems as humaneval_problems
-from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, DEFAULT_FIX_MODEL, lookup
+from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, lookup
 from aimesh.llm.model_store import model_file
 from aimesh.settings import Settings
 
@@ -160,8 +161,9 @@ def main() -> None:
     parser.add_argument("--review", choices=("off", "passed", "all"), default="off")
     parser.add_argument("--timeout-min", type=float, default=180, help="per run")
     args = parser.parse_args()
-    if args.fix_model is None:  # `aimesh up`'s choice: the 1.5B fixes the default model's code
-        args.fix_model = DEFAULT_FIX_MODEL if args.model == DEFAULT_CHAT_MODEL else ""
+    if args.fix_model is None:  # the model `aimesh up` chooses on the embedded server
+        chosen = with_embedded_fix_model({"AIMESH_CHAT_MODEL": args.model})
+        args.fix_model = chosen.get("AIMESH_FIX_MODEL", "")
     if args.n < 1 or args.max_fixes < 0:
         parser.error("--n must be at least 1 and --max-fixes at least 0")
     for name in filter(None, (args.model, args.fix_model)):

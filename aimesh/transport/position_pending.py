@@ -29,12 +29,17 @@ def partition_state(kafka: Any, tp: TP) -> Any:
     return assignment.state_value(TopicPartition(tp.topic, tp.partition))
 
 
+def position_of(kafka: Any, tp: TP) -> int | None:
+    """aiokafka's position on an assigned partition; None while it has none (being looked up)."""
+    state = partition_state(kafka, tp)
+    return state.position if state is not None and state.has_valid_position else None
+
+
 class PositionPending(ConsumerThreadMixinBase):
     """Mixin for Faust's aiokafka consumer thread."""
 
     def has_position(self, tp: TP) -> bool:
-        state = partition_state(self._ensure_consumer(), tp)
-        return state is not None and state.has_valid_position
+        return position_of(self._ensure_consumer(), tp) is not None
 
     @override
     def verify_event_path(self, now: float, tp: TP) -> None:

@@ -186,6 +186,18 @@ def remember_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
+def compiled(filename: str, source: str, explained: bool = False) -> types.CodeType | None:
+    """`source` compiled under `filename` (with its comparisons explained, for tests), its text
+    remembered for tracebacks; None when it is empty. SyntaxError (or ValueError) as compile()
+    raises them."""
+    remember_source(filename, source)
+    if not source.strip():
+        return None
+    if explained:
+        return compile_explained(source, filename)
+    return compile(source, filename, "exec", dont_inherit=True)
+
+
 def new_module(name: str, filename: str, source: str) -> types.ModuleType:
     """A fresh module that `exec` fills, registered under `name`."""
     remember_source(filename, source)

@@ -20,11 +20,9 @@ import json
 import os
 import re
 import sys
-import types
 from typing import Any, NoReturn
 
 from . import harness, plain
-from .explain import compile_explained
 
 TESTS, PREAMBLE, PROGRAM = "tests.py", "preamble.py", harness.PROGRAM
 MAX_SHOWN = 200
@@ -326,8 +324,8 @@ def judge(tests_fd: int, report_fd: int, channel_fd: int) -> NoReturn:
     report: dict[str, Any] = {"phase": "done", "type": "", "verdict": "passed"}
     decided = False
     try:
-        preamble = _compiled(PREAMBLE, spec.get("preamble", ""), explained=False)
-        tests = _compiled(TESTS, spec["tests"], explained=True)
+        preamble = harness.compiled(PREAMBLE, spec.get("preamble", ""))
+        tests = harness.compiled(TESTS, spec["tests"], explained=True)
     except (SyntaxError, ValueError) as exc:  # the task's own code: the program is not to blame
         report = {**harness.compile_report(exc), "phase": "tests"}
         _finish(report_file, report)
@@ -356,15 +354,6 @@ def judge(tests_fd: int, report_fd: int, channel_fd: int) -> NoReturn:
     if report.get("type") or program.broken is not None:
         report = {**report, "verdict": ""}  # belt and braces: only a clean end passes
     _finish(report_file, report)
-
-
-def _compiled(filename: str, source: str, explained: bool) -> types.CodeType | None:
-    harness.remember_source(filename, source)
-    if not source.strip():
-        return None
-    if explained:
-        return compile_explained(source, filename)
-    return compile(source, filename, "exec", dont_inherit=True)
 
 
 def _finish(report_file: ReportFile, report: dict[str, Any]) -> NoReturn:

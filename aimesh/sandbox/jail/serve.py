@@ -108,10 +108,11 @@ def _call(
 
 def _compiled(spec: dict[str, str]) -> list[types.CodeType]:
     """The task's preamble, then the program; SyntaxError (or ValueError) as compile() raises."""
-    parts = ((PREAMBLE, spec.get("preamble", "")), (PROGRAM, spec["code"]))
-    for filename, source in parts:
-        harness.remember_source(filename, source)
-    return [compile(s, f, "exec", dont_inherit=True) for f, s in parts if s.strip()]
+    parts = (
+        harness.compiled(PREAMBLE, spec.get("preamble", "")),
+        harness.compiled(PROGRAM, spec["code"]),
+    )
+    return [code for code in parts if code is not None]
 
 
 def serve(program_fd: int, channel_fd: int, open_files: int) -> NoReturn:

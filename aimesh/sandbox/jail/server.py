@@ -76,6 +76,11 @@ def _kill_group(pid: int) -> None:
             pass
 
 
+class EngineGone(BaseException):
+    """The engine closed its socket during a run: the run's usual cleanup takes its children
+    down, then the server stops. A BaseException, so no handler of a failed run serves on."""
+
+
 class Server:
     """Serves runs one at a time on `sock`; one server per core gives the parallelism."""
 
@@ -112,6 +117,9 @@ class Server:
                     continue  # for a run that already ended
             try:
                 reply = self.run(request, fds)
+            except EngineGone:
+                self.close()
+                return
             except Exception as exc:  # this run failed to start; the server serves the next
                 reply = {"id": request.get("id"), "server_error": f"{type(exc).__name__}: {exc}"}
             self.sock.send(json.dumps(reply).encode())
@@ -206,7 +214,7 @@ class Server:
                 for fd in ready:
                     if fd in pidfds and pidfds[fd] not in ended:
                         ended[pidfds[fd]] = _reap(pidfds[fd])
-                if self.sock in ready and self._message_during(run_id, children) and not killed:
+                if self.sock in ready and self._message_during(run_id) and not killed:
                     killed = "engine"
                     _kill_all(children)
                 now = time.monotonic()
@@ -239,17 +247,11 @@ class Server:
             reply["program"] = ended[children[0][0]]
         return reply
 
-    def _message_during(self, run_id: int, children: list[tuple[int, str]]) -> bool:
+    def _message_during(self, run_id: int) -> bool:
         """Read one message from the engine during a run: True if it asks to kill this run."""
         message, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 8)
-        if not message:  # the engine is gone: take the children with us
-            _kill_all(children)
-            for pid, scratch in children:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-                remove(scratch)
-            self.close()
-            raise SystemExit(0)
+        if not message:  # run() kills and reaps the children, and removes their scratch dirs
+            raise EngineGone()
         request = json.loads(message)
         if "kill" not in request:
             self.queued.append((request, fds))  # the next run, sent ahead
