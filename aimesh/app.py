@@ -14,11 +14,11 @@ from typing import Any
 import faust
 from typing_extensions import override
 
-from aimesh.broker_profile import BrokerOptions
-from aimesh.deadletter import DeadLetteringTopic
-from aimesh.durable_table import DurableTable
 from aimesh.settings import Settings
-from aimesh.transport import Transport
+from aimesh.stream.broker_profile import BrokerOptions
+from aimesh.stream.deadletter import DeadLetteringTopic
+from aimesh.stream.durable_table import DurableTable
+from aimesh.stream.transport import Transport
 from aimesh.web.server import Web
 
 settings = Settings.from_env()
@@ -35,7 +35,7 @@ class MeshApp(faust.App):
 
     @override
     def _new_transport(self) -> Transport:
-        """Faust's transport, with the fixes of aimesh.transport."""
+        """Faust's transport, with the fixes of aimesh.stream.transport."""
         return Transport(self.conf.broker_consumer, self)
 
     @override
@@ -47,7 +47,12 @@ class MeshApp(faust.App):
 app = MeshApp(
     settings.app_id,
     broker=settings.broker,
-    autodiscover=["aimesh.agents", "aimesh.web", "aimesh.diagnostics", "aimesh.recovery_watch"],
+    autodiscover=[
+        "aimesh.agents",
+        "aimesh.web",
+        "aimesh.stream.diagnostics",
+        "aimesh.stream.recovery_watch",
+    ],
     origin="aimesh",
     Topic=DeadLetteringTopic,
     Table=DurableTable,

@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from aimesh.broker_profile import EMBEDDED_TANSU, BrokerProfile, detect
 from aimesh.sandbox.pool import PoolConfig
 from aimesh.settings import EMBEDDED_EMBED_MODEL, ConfigError, Settings, first_host_port
+from aimesh.stream.broker_profile import EMBEDDED_TANSU, BrokerProfile, detect
 
 if TYPE_CHECKING:
     from aimesh.archive import CycleArchive
@@ -39,7 +39,7 @@ class Mesh:
         self.processes.append((name, process))
 
     def stop(self) -> None:
-        from aimesh.embedded.broker import stop
+        from aimesh.embedded.processes import stop
 
         for _, process in reversed(self.processes):
             stop(process, timeout=30)
@@ -130,8 +130,9 @@ def sandbox_refusal(config: PoolConfig) -> str:
 def up(args: argparse.Namespace) -> int:
     """Start what is missing, run the worker, report progress; 0 once --max-cycles finished."""
     from aimesh.archive import CycleArchive
-    from aimesh.embedded.broker import port_is_free, start_tansu
+    from aimesh.embedded.broker import start_tansu
     from aimesh.embedded.llm import find_ollama, start_embedded_llm
+    from aimesh.embedded.processes import port_is_free
 
     env = _env_for_up(args)
     settings = Settings.from_env(env)
@@ -281,7 +282,7 @@ def report(args: argparse.Namespace) -> int:
     """Print the learning figures of the archive in AIMESH_TABLES_DIR (or --tables)."""
     from pathlib import Path
 
-    from aimesh.report import report as lines
+    from aimesh.archive.report import report as lines
 
     settings = Settings.from_env()
     tables = Path(args.tables) if args.tables else settings.tables_dir
@@ -317,7 +318,7 @@ def worker(args: argparse.Namespace) -> int:
 
     Waits for the broker to listen first, so `honcho start` may start all parts at once.
     """
-    from aimesh.embedded.broker import wait_for_port
+    from aimesh.embedded.processes import wait_for_port
 
     settings = Settings.from_env()
     url = settings.broker

@@ -13,7 +13,7 @@ from aimesh.archive import CycleArchive
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
 from aimesh.sandbox import Limits, ServerPool, configure
-from aimesh.telemetry import emit
+from aimesh.stream.telemetry import emit
 
 
 async def _report_outage(state: str, seconds: float, detail: str) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from aimesh.cycle.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
 from aimesh.llm.catalog import DEFAULT_CHAT_MODEL
 from aimesh.sandbox.limits import Limits
 from aimesh.sandbox.pool import PoolConfig
-from aimesh.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ auto-creation would pick, and no consumer subscribes to a topic that does not ex
 from __future__ import annotations
 
 from aimesh.app import app, settings
-from aimesh.deadletter import DEAD_LETTER_TOPIC
-from aimesh.records import DeadLetter, Review, Solution, Task, Telemetry, Verdict
+from aimesh.cycle.records import DeadLetter, Review, Solution, Task, Telemetry, Verdict
+from aimesh.stream.deadletter import DEAD_LETTER_TOPIC
 
 TASKS = "ai_topic"
 SOLUTIONS = "ai_solutions"

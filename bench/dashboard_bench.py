@@ -39,7 +39,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from aimesh.archive import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CsvArchive
-from aimesh.embedded.broker import free_port, start_tansu, stop
+from aimesh.embedded.broker import start_tansu
+from aimesh.embedded.processes import free_port, stop
 
 TARGET_S = 1.0
 VIEWS = (

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from aimesh.archive import CycleArchive
 from aimesh.archive.learning import learning
 from aimesh.cli import with_embedded_fix_model
-from aimesh.embedded.broker import free_port
-from aimesh.humaneval_controls import problems as humaneval_problems
+from aimesh.cycle.humaneval_controls import problems as humaneval_problems
+from aimesh.embedded.processes import free_port
 from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, lookup
 from aimesh.llm.model_store import model_file
 from aimesh.settings import Settings

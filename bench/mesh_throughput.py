@@ -32,12 +32,13 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
-from aimesh import steps
 from aimesh.archive import CycleArchive, new_state
-from aimesh.embedded.broker import free_port, start_tansu, stop
+from aimesh.cycle import steps
+from aimesh.cycle.records import Task, now
+from aimesh.embedded.broker import start_tansu
+from aimesh.embedded.processes import free_port, stop
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
-from aimesh.records import Task, now
 from aimesh.sandbox import configure
 from aimesh.settings import Settings
 from tests.conftest import LLMThread, Worker, json_key, worker_env
@@ -131,7 +132,8 @@ def own_cpu_s() -> tuple[float, float]:
 
 
 class Pipeline:
-    """One cycle at a time through `aimesh.steps`, the functions the agents call, with no mesh."""
+    """One cycle at a time through `aimesh.cycle.steps`, the functions the agents call, with no
+    mesh."""
 
     def __init__(self, settings: Settings, tables: Path) -> None:
         self.settings = settings

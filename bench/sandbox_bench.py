@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from aimesh.humaneval_controls import problems
+from aimesh.cycle.humaneval_controls import problems
 from aimesh.sandbox import Limits, PoolConfig, build_program, configure, run_program, run_tests
 from aimesh.sandbox.pool import DEPTH
 

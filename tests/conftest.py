@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from aimesh.archive import CycleArchive
-from aimesh.embedded.broker import free_port, start_tansu, stop
+from aimesh.embedded.broker import start_tansu
+from aimesh.embedded.processes import free_port, stop
 from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
 
 MAX_FIXES = 2
@@ -168,7 +169,7 @@ class Worker:
                 self.process.kill()
 
     def dump(self, timeout: float = 20) -> str:
-        """What the live worker logs on SIGUSR1 (aimesh.diagnostics): its task dump and its
+        """What the live worker logs on SIGUSR1 (aimesh.stream.diagnostics): its task dump and its
         consumer's state, written in one log record; "" if none came within `timeout`."""
         start = self.log.stat().st_size if self.log.exists() else 0
         assert self.process and self.process.poll() is None, "the worker is not running"

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from aimesh.embedded.broker import free_port
-from aimesh.records import Task
+from aimesh.cycle.records import Task
+from aimesh.embedded.processes import free_port
 from tests.conftest import MAX_FIXES, Worker, json_key, worker_env
 from tests.kafka_io import produce
 from tests.mesh_tasks import new_task

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from aimesh.embedded.broker import port_is_free
+from aimesh.embedded.processes import port_is_free
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kafka.sh"
 VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from aimesh.records import Task
+from aimesh.cycle.records import Task
 
 TESTS = "assert add(1, 2) == 3\nassert add(0, 0) == 0\nassert add(-1, 1) == 0"
 

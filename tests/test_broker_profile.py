@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aimesh.broker_profile import TANSU_WORKAROUNDS, BrokerProfile, api_versions, detect
-from aimesh.embedded.broker import free_port
+from aimesh.embedded.processes import free_port
 from aimesh.settings import ConfigError, Settings, first_host_port
+from aimesh.stream.broker_profile import TANSU_WORKAROUNDS, BrokerProfile, api_versions, detect
 from tests.kafka_cluster import KafkaCluster
 
 

@@ -1,6 +1,6 @@
 """Code extraction: every answer shape a model produces gives the program, or nothing."""
 
-from aimesh.codeextract import extract_code
+from aimesh.cycle.codeextract import extract_code
 
 
 def test_fenced_python_block():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aimesh.commit_barrier import CommitBarrier
+from aimesh.stream.commit_barrier import CommitBarrier
 
 
 async def test_a_commit_waits_for_open_sections_and_holds_new_ones_back():

@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from aimesh.diagnostics import dump_tasks
+from aimesh.stream.diagnostics import dump_tasks
 from tests.conftest import json_key
 from tests.kafka_io import produce
 from tests.mesh_tasks import new_task

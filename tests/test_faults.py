@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from aimesh.embedded.broker import free_port, start_tansu, stop
+from aimesh.embedded.broker import start_tansu
+from aimesh.embedded.processes import free_port, stop
 from tests.conftest import LLMThread, Worker, worker_env
 from tests.fault_run import EXPECTED, MeshRun, record_recovery
 from tests.kafka_cluster import KafkaCluster

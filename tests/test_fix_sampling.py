@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aimesh import steps
+from aimesh.cycle import steps
 from aimesh.llm.client import ChatResult
 from tests.mesh_tasks import new_task
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from aimesh.agents import guard
-from aimesh.records import Review
+from aimesh.agents import _guard as guard
+from aimesh.cycle.records import Review
 
 
 def event(record: Any, key: str) -> Any:

@@ -1,4 +1,4 @@
-"""No commit passes a record the agents were handed and have not finished (aimesh.transport.
+"""No commit passes a record the agents were handed and have not finished (aimesh.stream.transport.
 handled_commits), run on Faust's own ack and commit-offset code."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from faust.types import TP
 from faust.types.tuples import Message
 from intervaltree import IntervalTree
 
-from aimesh.transport.handled_commits import HandledCommits
+from aimesh.stream.transport.handled_commits import HandledCommits
 
 TOPIC = "ai_topic"
 PARTITION = TP(TOPIC, 0)

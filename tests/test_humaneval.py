@@ -15,11 +15,11 @@ import sys
 import pytest
 
 from aimesh.archive import CycleArchive
-from aimesh.embedded.broker import free_port
-from aimesh.humaneval_controls import altered, canonical, problems
+from aimesh.cycle.humaneval_controls import altered, canonical, problems
+from aimesh.cycle.tasksource import read_tasks
+from aimesh.embedded.processes import free_port
 from aimesh.sandbox import Limits, build_program, run_program, run_tests
 from aimesh.settings import Settings
-from aimesh.tasksource import read_tasks
 
 LIMITS = Limits(timeout_s=10)
 
@@ -98,7 +98,7 @@ async def test_the_prompt_runs_as_a_preamble_so_its_imports_need_not_be_repeated
 
 
 def test_a_humaneval_task_hides_its_tests_and_carries_its_prompt_as_preamble():
-    from aimesh.prompts import first_prompt
+    from aimesh.cycle.prompts import first_prompt
 
     spec = next(iter(read_tasks("humaneval")))
     assert spec.tests_hidden and spec.preamble == problems()[0]["prompt"]

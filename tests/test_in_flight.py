@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aimesh.in_flight import InFlightWindow
+from aimesh.agents._in_flight import InFlightWindow
 
 
 def test_the_window_fills_and_finished_cycles_make_room() -> None:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from aimesh.embedded.broker import free_port
+from aimesh.embedded.processes import free_port
 from aimesh.llm.client import LLM, LLMError
 from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
 

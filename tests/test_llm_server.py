@@ -67,8 +67,8 @@ async def test_chat_returns_text(client: ollama.AsyncClient) -> None:
 @pytest.mark.asyncio
 async def test_the_default_code_model_writes_code_that_passes(client: ollama.AsyncClient) -> None:
     """The real Qwen2.5-Coder 0.5B, as `make run` uses it, on a tiny task, judged by the sandbox."""
-    from aimesh import prompts
-    from aimesh.codeextract import extract_code
+    from aimesh.cycle import prompts
+    from aimesh.cycle.codeextract import extract_code
     from aimesh.sandbox import build_program, run_program
 
     tests = "assert add(2, 3) == 5\nassert add(-1, 1) == 0"

@@ -12,7 +12,7 @@ import uuid
 import httpx
 from aiokafka.partitioner import murmur2
 
-from aimesh.records import Review, Solution, Task, Verdict
+from aimesh.cycle.records import Review, Solution, Task, Verdict
 from tests.conftest import MAX_FIXES, Worker, json_key
 from tests.kafka_io import produce, read_topic
 from tests.mesh_tasks import new_task

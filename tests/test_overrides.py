@@ -1,7 +1,7 @@
 """Every Faust, aiokafka or mode method the project replaces still exists upstream.
 
-The transport fixes (aimesh/transport/), the app, its web server, the dead-lettering topic and
-the durable table work by overriding methods of faust-streaming's classes. Should an upgrade
+The transport fixes (aimesh/stream/transport/), the app, its web server, the dead-lettering topic
+and the durable table work by overriding methods of faust-streaming's classes. Should an upgrade
 rename one, the override would become a method nobody calls and its fix would stop silently.
 Each override is marked `@override` (PEP 698); here every marked method must exist on the
 upstream class it is placed in front of, and no unmarked method may shadow an upstream one
@@ -16,10 +16,10 @@ import pytest
 from faust.transport.drivers import aiokafka as driver
 from typing_extensions import override
 
-from aimesh import transport
 from aimesh.app import MeshApp
-from aimesh.deadletter import DeadLetteringTopic
-from aimesh.durable_table import DurableTable
+from aimesh.stream import transport
+from aimesh.stream.deadletter import DeadLetteringTopic
+from aimesh.stream.durable_table import DurableTable
 from aimesh.web.server import Web
 
 CLASSES = [transport.Consumer, transport.ConsumerThread, transport.Producer, transport.Transport,

@@ -1,4 +1,4 @@
-"""Faust's livelock check on a partition whose offset is being reset (aimesh.transport.
+"""Faust's livelock check on a partition whose offset is being reset (aimesh.stream.transport.
 position_pending), run on Faust's own check against a real consumer of the real broker."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from aimesh.transport.position_pending import PositionPending
+from aimesh.stream.transport.position_pending import PositionPending
 
 
 class _FaustCheck:

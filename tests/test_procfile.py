@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from aimesh.embedded.broker import free_port
+from aimesh.embedded.processes import free_port
 from tests.conftest import processes_with
 
 ROOT = Path(__file__).resolve().parents[1]

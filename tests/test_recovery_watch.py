@@ -1,11 +1,12 @@
-"""A changelog read to its end that recovery never received is read again (aimesh.recovery_watch),
-and only then: a partition still being fetched, or already applied, is left alone."""
+"""A changelog read to its end that recovery never received is read again
+(aimesh.stream.recovery_watch), and only then: a partition still being fetched, or already
+applied, is left alone."""
 
 from __future__ import annotations
 
 from faust.types import TP
 
-from aimesh.recovery_watch import STALL_S, RecoveryWatch, stalled_reads
+from aimesh.stream.recovery_watch import STALL_S, RecoveryWatch, stalled_reads
 
 JOIN, BUDGET, DONE = TP("join-changelog", 1), TP("budget-changelog", 3), TP("done-changelog", 0)
 

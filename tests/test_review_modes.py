@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aimesh.embedded.broker import free_port, start_tansu, stop
+from aimesh.embedded.broker import start_tansu
+from aimesh.embedded.processes import free_port, stop
 from tests.conftest import LLMThread, Worker, json_key, worker_env
 from tests.kafka_io import produce
 from tests.mesh_tasks import new_task

@@ -70,7 +70,7 @@ def test_split_refuses_a_forgery_and_the_same_process_mode_says_it_is_unsafe(tmp
 def test_a_humaneval_problem_with_its_prompt_as_preamble(tmp_path):
     import gzip
 
-    from aimesh.tasksource import humaneval_path
+    from aimesh.cycle.tasksource import humaneval_path
 
     with gzip.open(humaneval_path(), "rt", encoding="utf-8") as lines:
         problem = json.loads(next(lines))

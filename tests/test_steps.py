@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from aimesh import steps
+from aimesh.cycle import steps
+from aimesh.cycle.records import Solution
 from aimesh.llm.client import ChatResult, LLMError
-from aimesh.records import Solution
 from aimesh.sandbox import RunResult
 from tests.mesh_tasks import new_task
 

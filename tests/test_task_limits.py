@@ -2,8 +2,8 @@
 
 import pytest
 
-from aimesh import steps
-from aimesh.records import Solution, Task
+from aimesh.cycle import steps
+from aimesh.cycle.records import Solution, Task
 from aimesh.sandbox import Limits
 from aimesh.sandbox.pool import pool
 

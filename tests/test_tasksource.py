@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from aimesh.tasksource import TaskSourceError, read_jsonl
+from aimesh.cycle.tasksource import TaskSourceError, read_jsonl
 
 
 def write(path: Path, *lines: object) -> Path:
@@ -60,7 +60,7 @@ def test_missing_fields_and_bad_names_are_refused(tmp_path):
 
 
 def test_an_invented_task_keeps_only_asserts_that_call_its_function():
-    from aimesh.tasksource import invented_task
+    from aimesh.cycle.tasksource import invented_task
 
     data = {
         "title": "Square", "description": "n squared", "function_name": "square",
@@ -92,7 +92,7 @@ def test_a_task_may_set_its_own_sandbox_limits(tmp_path):
 
 
 def test_own_format_may_carry_a_preamble_shown_in_the_prompt(tmp_path):
-    from aimesh.prompts import first_prompt
+    from aimesh.cycle.prompts import first_prompt
 
     line = {
         "title": "Scale",

@@ -1,5 +1,5 @@
 """The worker subscribes only once every broker's metadata shows its topics: a topic left out of
-an assignment is not read until the next metadata refresh (aimesh.transport.topics_known)."""
+an assignment is not read until the next metadata refresh (aimesh.stream.transport.topics_known)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.metadata import MetadataResponse_v0
 
-from aimesh.transport.topics_known import missing_on_some_broker, topics_missing_after
-from aimesh.transport.tracked_topics import watch
+from aimesh.stream.transport.topics_known import missing_on_some_broker, topics_missing_after
+from aimesh.stream.transport.tracked_topics import watch
 
 
 def _bootstrap(url: str) -> str:

@@ -14,8 +14,7 @@ import pytest
 
 from aimesh.archive import CycleArchive
 from aimesh.cli import with_embedded_fix_model
-from aimesh.embedded.broker import free_port
-from aimesh.embedded.waiting import wait_until
+from aimesh.embedded.processes import free_port, wait_until
 from tests.conftest import processes_with, worker_env
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from faust import StreamT
 
-from aimesh import services, steps
-from aimesh.agents.guard import handle
-from aimesh.agents.ledger import Ledger
+from aimesh import services
+from aimesh.agents._guard import handle
+from aimesh.agents._ledger import Ledger
 from aimesh.app import app, settings
-from aimesh.records import Solution, Task
-from aimesh.telemetry import event, metric
+from aimesh.cycle import steps
+from aimesh.cycle.records import Solution, Task
+from aimesh.stream.telemetry import event, metric
 from aimesh.topics import solutions_topic, tasks_topic
 
 AGENT = "consumer"

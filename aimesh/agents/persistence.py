@@ -13,10 +13,10 @@ import faust
 from faust import StreamT
 
 from aimesh import services
-from aimesh.agents.guard import handle
+from aimesh.agents._guard import handle
 from aimesh.app import app, settings
 from aimesh.archive import new_state
-from aimesh.telemetry import event, metric
+from aimesh.stream.telemetry import event, metric
 from aimesh.topics import failed_topic, reviews_topic, solutions_topic, tasks_topic, verified_topic
 
 AGENT = "persistence"

@@ -1,7 +1,7 @@
 """Producer: invents tasks with the LLM, or reads them from a JSONL file, onto `ai_topic`.
 
 Runs on the leader only, one task per tick, up to AIMESH_MAX_TASKS, while fewer than
-AIMESH_MAX_IN_FLIGHT cycles are open (aimesh/in_flight.py). Task ids from a file are
+AIMESH_MAX_IN_FLIGHT cycles are open (aimesh/agents/_in_flight.py). Task ids from a file are
 derived from the file, so a restarted leader re-sends the same ids and the idempotent agents
 downstream ignore what they have already done.
 """
@@ -12,14 +12,15 @@ import itertools
 import uuid
 from collections.abc import Iterator
 
-from aimesh import prompts, services
+from aimesh import services
+from aimesh.agents._in_flight import InFlightWindow
 from aimesh.app import app, settings
-from aimesh.in_flight import InFlightWindow
+from aimesh.cycle import prompts
+from aimesh.cycle.records import Task, now
+from aimesh.cycle.tasksource import HUMANEVAL, TaskSpec, invented_task, read_tasks
 from aimesh.llm.client import LLMError
-from aimesh.plain_send import send_plain
-from aimesh.records import Task, now
-from aimesh.tasksource import HUMANEVAL, TaskSpec, invented_task, read_tasks
-from aimesh.telemetry import event, log_event, metric
+from aimesh.stream.plain_send import send_plain
+from aimesh.stream.telemetry import event, log_event, metric
 from aimesh.topics import tasks_topic
 
 AGENT = "producer"
@@ -28,7 +29,7 @@ BRAINSTORM_TRIES = 5
 
 class Production:
     """What this worker's Producer has done: tasks sent, whether it is done, the task file
-    being read and its bad lines, and the cycles it keeps open (aimesh/in_flight.py)."""
+    being read and its bad lines, and the cycles it keeps open (aimesh/agents/_in_flight.py)."""
 
     def __init__(self) -> None:
         self.sent = 0

@@ -17,12 +17,13 @@ from typing import Any
 
 from faust import StreamT
 
-from aimesh import services, steps
-from aimesh.agents.guard import handle
-from aimesh.agents.ledger import Ledger
+from aimesh import services
+from aimesh.agents._guard import handle
+from aimesh.agents._ledger import Ledger
 from aimesh.app import app, settings
-from aimesh.records import Review, Solution, Verdict
-from aimesh.telemetry import event, metric
+from aimesh.cycle import steps
+from aimesh.cycle.records import Review, Solution, Verdict
+from aimesh.stream.telemetry import event, metric
 from aimesh.topics import failed_topic, reviews_topic, solutions_topic, verified_topic
 
 AGENT = "reviewer"

@@ -17,13 +17,14 @@ from typing import Any, cast
 
 from faust import StreamT
 
-from aimesh import services, steps
-from aimesh.agents.guard import handle
+from aimesh import services
+from aimesh.agents._guard import handle
 from aimesh.app import app, settings
-from aimesh.commit_barrier import commit_barrier
-from aimesh.durable_table import DurableTable
-from aimesh.records import Solution, Task, Verdict
-from aimesh.telemetry import event, log_event, metric
+from aimesh.cycle import steps
+from aimesh.cycle.records import Solution, Task, Verdict
+from aimesh.stream.commit_barrier import commit_barrier
+from aimesh.stream.durable_table import DurableTable
+from aimesh.stream.telemetry import event, log_event, metric
 from aimesh.topics import failed_topic, solutions_topic, tasks_topic, verified_topic
 
 AGENT = "sandbox"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-import signal
-import socket
 import subprocess
 from pathlib import Path
 
-from aimesh.embedded.waiting import wait_until
+from aimesh.embedded.processes import free_port, wait_for_port
 
 
 class BrokerError(RuntimeError):
@@ -31,34 +29,6 @@ def tansu_binary() -> Path:
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)
     return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _listens(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for_port(host: str, port: int, timeout: float) -> bool:
-    return wait_until(lambda: _listens(host, port), timeout, every=0.05)
 
 
 def tansu_command(host: str, port: int) -> list[str]:
@@ -86,18 +56,3 @@ def start_tansu(
         process.kill()
         raise BrokerError(f"tansu did not listen on {host}:{port} within 15 s")
     return process, f"kafka://{host}:{port}"
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    """Stop a process started in its own session, with whatever it started in turn: the whole
-    group gets SIGTERM, and SIGKILL if it is still there after `timeout` seconds."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from aimesh.embedded.broker import free_port
-from aimesh.embedded.waiting import wait_until
+from aimesh.embedded.processes import free_port, wait_until
 from aimesh.llm.client import DEFAULT_HOST
 
 

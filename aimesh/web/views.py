@@ -14,7 +14,7 @@ from faust import StreamT, web
 
 from aimesh import services
 from aimesh.app import app, settings
-from aimesh.records import TELEMETRY_TYPES, Telemetry
+from aimesh.cycle.records import TELEMETRY_TYPES, Telemetry
 from aimesh.topics import telemetry_topic
 from aimesh.web.cycles import cycle_detail, cycles_page, latest_retrievals
 from aimesh.web.series import time_series

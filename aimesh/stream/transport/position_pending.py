@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from faust.types import TP
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ConsumerThreadMixinBase
+from aimesh.stream.transport.mixin_base import ConsumerThreadMixinBase
 
 
 def partition_state(kafka: Any, tp: TP) -> Any:

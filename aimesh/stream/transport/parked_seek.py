@@ -22,7 +22,7 @@ from typing import Any
 from faust.types import TP, Message
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ConsumerMixinBase
+from aimesh.stream.transport.mixin_base import ConsumerMixinBase
 
 # A batch is handed out in well under a second; should the fetch loop not report the end of one,
 # the seek goes ahead after this long, as Faust's own does.

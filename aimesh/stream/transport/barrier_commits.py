@@ -1,5 +1,6 @@
-"""An offset commit waits for the agents' open output sections (see aimesh.commit_barrier), so
-no commit lands between an agent's outputs and the table row that records them."""
+"""An offset commit waits for the agents' open output sections (see
+aimesh.stream.commit_barrier), so no commit lands between an agent's outputs and the table row
+that records them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 from faust.types import TP
 from typing_extensions import override
 
-from aimesh.commit_barrier import commit_barrier
-from aimesh.transport.mixin_base import ConsumerMixinBase
+from aimesh.stream.commit_barrier import commit_barrier
+from aimesh.stream.transport.mixin_base import ConsumerMixinBase
 
 
 class BarrierCommits(ConsumerMixinBase):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from faust.types import TP
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ConsumerThreadMixinBase
+from aimesh.stream.transport.mixin_base import ConsumerThreadMixinBase
 
 
 class StableHighwaters(ConsumerThreadMixinBase):

@@ -1,5 +1,5 @@
 """What a mixin derives from: Faust's aiokafka Consumer, its consumer thread or its Producer for
-the type checker, nothing at run time (aimesh.transport puts the mixins in front of those
+the type checker, nothing at run time (aimesh.stream.transport puts the mixins in front of those
 classes)."""
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 An attempt is prepared (the slow part: memory, the model), then delivered: its output sent and
 the attempt marked finished in the table, together inside a commit-barrier section, so no offset
-commit lands between the two (see `aimesh.commit_barrier`). A crash before the commit means doing
-the attempt again, which the agents downstream absorb; the reverse order could lose the cycle.
+commit lands between the two (see `aimesh.stream.commit_barrier`). A crash before the commit
+means doing the attempt again, which the agents downstream absorb; the reverse order could lose
+the cycle.
 Concurrent actors of one worker may hold two copies of one attempt at once, so attempts in
 progress are tracked in memory as well.
 """
@@ -14,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
 from aimesh.app import app, settings
-from aimesh.commit_barrier import commit_barrier
-from aimesh.durable_table import DurableTable
-from aimesh.telemetry import log_event
+from aimesh.stream.commit_barrier import commit_barrier
+from aimesh.stream.durable_table import DurableTable
+from aimesh.stream.telemetry import log_event
 
 T = TypeVar("T")
 

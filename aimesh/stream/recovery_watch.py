@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from faust.types import TP
 
 from aimesh.app import app
-from aimesh.transport.position_pending import position_of
+from aimesh.stream.transport.position_pending import position_of
 
 log = logging.getLogger(__name__)
 

@@ -95,8 +95,8 @@ class BrokerProfile:
             # Standby tables are off on every broker: on Kafka 4.4 with Faust 0.15.3, a worker
             # taking over a dead one's partitions from its standbys stalled in 1 of 2-3 runs of
             # the two-worker fault test, and 0 of 5 runs without them. That was measured before
-            # the fixes in aimesh/transport; standbys have not been tried again since. Recovery
-            # replays the changelog.
+            # the fixes in aimesh/stream/transport; standbys have not been tried again since.
+            # Recovery replays the changelog.
             "table_standby_replicas": 0,
         }
         if self.kind != "kafka":

@@ -22,7 +22,7 @@ from typing import Any
 from faust.types import TP, Message
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ConsumerMixinBase
+from aimesh.stream.transport.mixin_base import ConsumerMixinBase
 
 
 class HandledCommits(ConsumerMixinBase):

@@ -15,7 +15,7 @@ from typing import Any
 
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ProducerMixinBase
+from aimesh.stream.transport.mixin_base import ProducerMixinBase
 
 BROKER_DEFAULT_MAX_S = 900.0
 

@@ -13,8 +13,8 @@ from typing import Any
 from faust.types import EventT
 
 from aimesh.app import app
-from aimesh.deadletter import send_dead_letter
-from aimesh.telemetry import event as telemetry_event
+from aimesh.stream.deadletter import send_dead_letter
+from aimesh.stream.telemetry import event as telemetry_event
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import faust
 from faust.types import Message
 from typing_extensions import override
 
-from aimesh.records import DeadLetter, now
+from aimesh.cycle.records import DeadLetter, now
 
 log = logging.getLogger(__name__)
 

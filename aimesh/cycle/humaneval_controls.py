@@ -11,7 +11,7 @@ import gzip
 import json
 from typing import Any
 
-from aimesh.tasksource import humaneval_path
+from aimesh.cycle.tasksource import humaneval_path
 
 ALTERED = """
 import functools as _functools

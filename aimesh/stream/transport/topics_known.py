@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ConsumerThreadMixinBase
+from aimesh.stream.transport.mixin_base import ConsumerThreadMixinBase
 
 TOPICS_KNOWN_TIMEOUT_S = 30.0
 TOPICS_KNOWN_POLL_S = 0.2

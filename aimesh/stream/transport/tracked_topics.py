@@ -23,7 +23,7 @@ from typing import Any
 
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ProducerMixinBase
+from aimesh.stream.transport.mixin_base import ProducerMixinBase
 
 
 def watch(client: Any, topic: str) -> None:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aimesh.app import app
-from aimesh.commit_barrier import commit_barrier
-from aimesh.transport.position_pending import partition_state, position_of
+from aimesh.stream.commit_barrier import commit_barrier
+from aimesh.stream.transport.position_pending import partition_state, position_of
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from typing_extensions import override
 
-from aimesh.transport.mixin_base import ConsumerMixinBase
+from aimesh.stream.transport.mixin_base import ConsumerMixinBase
 
 
 class RewindUncommitted(ConsumerMixinBase):

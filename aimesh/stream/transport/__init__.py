@@ -19,15 +19,15 @@ from typing import Any
 from faust.transport.drivers import aiokafka as driver
 from typing_extensions import override
 
-from aimesh.transport.barrier_commits import BarrierCommits
-from aimesh.transport.handled_commits import HandledCommits
-from aimesh.transport.parked_seek import ParkedSeek
-from aimesh.transport.position_pending import PositionPending
-from aimesh.transport.stable_highwaters import StableHighwaters
-from aimesh.transport.topics_known import TopicsKnown
-from aimesh.transport.tracked_topics import TrackedTopics
-from aimesh.transport.transaction_timeout import TransactionTimeout
-from aimesh.transport.uncommitted_rewind import RewindUncommitted
+from aimesh.stream.transport.barrier_commits import BarrierCommits
+from aimesh.stream.transport.handled_commits import HandledCommits
+from aimesh.stream.transport.parked_seek import ParkedSeek
+from aimesh.stream.transport.position_pending import PositionPending
+from aimesh.stream.transport.stable_highwaters import StableHighwaters
+from aimesh.stream.transport.topics_known import TopicsKnown
+from aimesh.stream.transport.tracked_topics import TrackedTopics
+from aimesh.stream.transport.transaction_timeout import TransactionTimeout
+from aimesh.stream.transport.uncommitted_rewind import RewindUncommitted
 
 
 class ConsumerThread(PositionPending, StableHighwaters, TopicsKnown, driver.AIOKafkaConsumerThread):

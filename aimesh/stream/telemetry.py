@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aimesh.plain_send import send_plain
-from aimesh.records import Telemetry, now
+from aimesh.cycle.records import Telemetry, now
+from aimesh.stream.plain_send import send_plain
 from aimesh.topics import telemetry_topic
 
 log = logging.getLogger(__name__)

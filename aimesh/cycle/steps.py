@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aimesh import prompts
-from aimesh.codeextract import extract_code
+from aimesh.cycle import prompts
+from aimesh.cycle.codeextract import extract_code
+from aimesh.cycle.records import Review, Solution, Task, Verdict, now
 from aimesh.llm.client import LLM, LLMError
 from aimesh.memory import MemorySkill
 from aimesh.memory.skill import FAILURE, LESSON
-from aimesh.records import Review, Solution, Task, Verdict, now
 from aimesh.sandbox import Limits, RunResult, ServerPool, run_tests
 
 
