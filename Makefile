@@ -31,8 +31,8 @@ run: system-run install
 	$(VENV)/bin/aimesh up
 
 lint: install
-	$(VENV)/bin/ruff check aimesh tests bench
-	$(VENV)/bin/ruff format --check aimesh tests bench
+	$(VENV)/bin/ruff check aimesh tests testbed bench
+	$(VENV)/bin/ruff format --check aimesh tests testbed bench
 
 test: system-test install lint
 	$(VENV)/bin/pytest

@@ -27,23 +27,22 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
-from aimesh.archive import CycleArchive, new_state
-from aimesh.cycle import steps
+from aimesh.archive import CycleArchive
+from aimesh.cycle.pipeline import Pipeline
 from aimesh.cycle.records import Task, now
 from aimesh.embedded.broker import start_tansu
 from aimesh.embedded.processes import free_port, stop
 from aimesh.llm.client import LLM
-from aimesh.memory import MemorySkill, open_memory
+from aimesh.memory import open_memory
 from aimesh.sandbox import configure
 from aimesh.settings import Settings
-from tests.conftest import LLMThread, Worker, json_key, worker_env
-from tests.kafka_io import produce
-from tests.test_mesh import new_task
+from testbed.kafka_io import produce
+from testbed.mesh import LLMThread, Worker, json_key, worker_env
+from testbed.mesh_tasks import new_task
 
 TASKS_TOPIC = "ai_topic"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -131,70 +130,49 @@ def own_cpu_s() -> tuple[float, float]:
 # ---------------------------------------------------------------- in-process side
 
 
-class Pipeline:
-    """One cycle at a time through `aimesh.cycle.steps`, the functions the agents call, with no
-    mesh."""
-
-    def __init__(self, settings: Settings, tables: Path) -> None:
-        self.settings = settings
-        self.llm = LLM(
-            settings.ollama_host,
-            settings.chat_model,
-            settings.embed_model,
-            timeout=settings.llm_timeout,
-        )
-        self.memory: MemorySkill = open_memory(
-            self.llm.embed,
-            settings.embed_model,
-            url=None,
-            path=settings.memory_path,
-            collection=settings.memory_collection,
-        )
-        self.limits = settings.sandbox_limits
-        self.sandbox = configure(settings.sandbox_pool_config())
-        self.archive = CycleArchive(tables)
-
-    def record(self, state: dict[str, Any], part: str, record: Any) -> dict[str, Any]:
-        """Persistence: the same join and CSV appends as aimesh.agents.persistence."""
-        data = record.asdict()
-        data.pop("task", None)
-        return self.archive.add(state, part, data).state
-
-    async def cycle(self, task: Task) -> None:
-        """One task to its end: attempts and fixes in order, like the agents' hand-offs."""
-        state, used = new_state(), 0
-        while True:
-            state = self.record(state, "task", task)
-            recalled = await steps.recall(self.memory, task, self.settings.memory_k)
-            solution = await steps.solve(self.llm, task, recalled.memories)
-            state = self.record(state, "solution", solution)
-            result = await steps.judge(solution, self.limits, self.sandbox)
-            decision = steps.decide(result, used, self.settings.max_fixes)
-            used = decision.fixes_used
-            state = self.record(state, "verdict", steps.verdict_of(solution, result, decision))
-            state = self.record(state, "review", await steps.review(self.llm, solution))
-            await steps.remember(self.memory, solution, result)
-            if not decision.fix:
-                return
-            task = steps.fix_task(solution, result)
+def pipeline(settings: Settings, tables: Path) -> Pipeline:
+    """The engines the worker builds from the same settings (aimesh.services), in this process."""
+    llm = LLM(
+        settings.ollama_host,
+        settings.chat_model,
+        settings.embed_model,
+        timeout=settings.llm_timeout,
+    )
+    memory = open_memory(
+        llm.embed,
+        settings.embed_model,
+        url=None,
+        path=settings.memory_path,
+        collection=settings.memory_collection,
+    )
+    return Pipeline(
+        llm=llm,
+        memory=memory,
+        sandbox=configure(settings.sandbox_pool_config()),
+        limits=settings.sandbox_limits,
+        archive=CycleArchive(tables),
+        max_fixes=settings.max_fixes,
+        memory_k=settings.memory_k,
+        fix_model=settings.fix_model,
+    )
 
 
 async def _inprocess(
     settings: Settings, tables: Path, warmup: list[Task], tasks: list[Task]
 ) -> tuple[float, dict[str, float]]:
-    pipeline = Pipeline(settings, tables)
+    cycles = pipeline(settings, tables)
     try:
         for task in warmup:
-            await pipeline.cycle(stamped(task))
+            await cycles.cycle(stamped(task))
         cpu0, kids0 = own_cpu_s()
         started = time.perf_counter()
         arrived = [stamped(task) for task in tasks]  # all arrive at once, as on Kafka
         for task in arrived:
-            await pipeline.cycle(task)
+            await cycles.cycle(task)
         wall = time.perf_counter() - started
         cpu1, kids1 = own_cpu_s()
     finally:
-        await pipeline.memory.close()
+        await cycles.memory.close()
     return wall, {"bench process (loop + LLM thread)": cpu1 - cpu0, "sandbox runs": kids1 - kids0}
 
 

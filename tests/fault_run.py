@@ -19,9 +19,9 @@ import pandas as pd
 
 from aimesh.cycle.records import Task
 from aimesh.embedded.processes import free_port
-from tests.conftest import MAX_FIXES, Worker, json_key, worker_env
-from tests.kafka_io import produce
-from tests.mesh_tasks import new_task
+from testbed.kafka_io import produce
+from testbed.mesh import MAX_FIXES, Worker, json_key, worker_env
+from testbed.mesh_tasks import new_task
 
 # marker -> (attempts, outcome) the scripted LLM makes of it
 EXPECTED = {"[pass]": (1, "passed"), "[fix]": (2, "passed"), "[fail]": (MAX_FIXES + 1, "gave_up")}

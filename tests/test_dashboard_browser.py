@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import Worker
+from testbed.mesh import Worker
 from tests.test_mesh import new_task, send
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

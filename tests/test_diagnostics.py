@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aimesh.stream.diagnostics import dump_tasks
-from tests.conftest import json_key
-from tests.kafka_io import produce
-from tests.mesh_tasks import new_task
+from testbed.kafka_io import produce
+from testbed.mesh import json_key
+from testbed.mesh_tasks import new_task
 
 
 async def _inner_wait(event: asyncio.Event) -> None:

@@ -20,10 +20,10 @@ import pytest
 
 from aimesh.embedded.broker import start_tansu
 from aimesh.embedded.processes import free_port, stop
-from tests.conftest import LLMThread, Worker, worker_env
+from testbed.kafka_io import read_topic, replica_counts
+from testbed.mesh import LLMThread, Worker, worker_env
 from tests.fault_run import EXPECTED, MeshRun, record_recovery
 from tests.kafka_cluster import KafkaCluster
-from tests.kafka_io import read_topic, replica_counts
 
 CYCLES = 12
 LLM_DELAY_S = 0.2  # per chat: long enough for a fault to land mid-run

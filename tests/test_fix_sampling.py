@@ -8,7 +8,7 @@ import pytest
 
 from aimesh.cycle import steps
 from aimesh.llm.client import ChatResult
-from tests.mesh_tasks import new_task
+from testbed.mesh_tasks import new_task
 
 FAILED = "def add(a, b):\n    return a - b"
 FIXED = "def add(a, b):\n    return a + b"

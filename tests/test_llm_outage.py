@@ -9,7 +9,7 @@ import pytest
 
 from aimesh.embedded.processes import free_port
 from aimesh.llm.client import LLM, LLMError
-from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
+from testbed.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
 
 MESSAGES = [{"role": "user", "content": "[pass] add"}]
 

@@ -5,7 +5,7 @@ import pytest
 from aimesh.llm.client import LLM
 from aimesh.memory import MemoryMismatchError, open_memory
 from aimesh.memory.skill import FAILURE, LESSON
-from tests.scripted_llm import CHAT_MODEL, EMBED_MODEL
+from testbed.scripted_llm import CHAT_MODEL, EMBED_MODEL
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import httpx
 from aiokafka.partitioner import murmur2
 
 from aimesh.cycle.records import Review, Solution, Task, Verdict
-from tests.conftest import MAX_FIXES, Worker, json_key
-from tests.kafka_io import produce, read_topic
-from tests.mesh_tasks import new_task
+from testbed.kafka_io import produce, read_topic
+from testbed.mesh import MAX_FIXES, Worker, json_key
+from testbed.mesh_tasks import new_task
 
 
 def same_partition_as(cycle_id: str, partitions: int = 4) -> str:

@@ -14,9 +14,9 @@ import pytest
 
 from aimesh.embedded.broker import start_tansu
 from aimesh.embedded.processes import free_port, stop
-from tests.conftest import LLMThread, Worker, json_key, worker_env
-from tests.kafka_io import produce
-from tests.mesh_tasks import new_task
+from testbed.kafka_io import produce
+from testbed.mesh import LLMThread, Worker, json_key, worker_env
+from testbed.mesh_tasks import new_task
 
 
 def _reviews_asked(llm: LLMThread, cycle_id: str) -> list[str]:

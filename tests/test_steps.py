@@ -12,7 +12,7 @@ from aimesh.cycle import steps
 from aimesh.cycle.records import Solution
 from aimesh.llm.client import ChatResult, LLMError
 from aimesh.sandbox import RunResult
-from tests.mesh_tasks import new_task
+from testbed.mesh_tasks import new_task
 
 PASSED = RunResult(status="passed", passed=True)
 FAILED = RunResult(

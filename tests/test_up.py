@@ -15,7 +15,8 @@ import pytest
 from aimesh.archive import CycleArchive
 from aimesh.cli import with_embedded_fix_model
 from aimesh.embedded.processes import free_port, wait_until
-from tests.conftest import processes_with, worker_env
+from testbed.mesh import worker_env
+from tests.conftest import processes_with
 
 
 def up_env(tmp_path: Path, llm_host: str, web_port: int) -> dict[str, str]:
