@@ -55,6 +55,24 @@ async def test_an_uncaught_exception_names_the_program_line_and_the_test_line():
     )
 
 
+async def test_the_traceback_of_an_uncaught_exception_reads_as_one_process():
+    """The tests' frames, then the program's line, then the error: none of the jail's own frames,
+    which would put a path of the judging machine into fix prompts and datasets."""
+    result = await judge(
+        "def first(xs):\n    return xs[0]\n",
+        "def check(candidate):\n    assert candidate([]) == 1\n\ncheck(first)\n",
+        entry_point="first",
+    )
+    assert result.stderr == (
+        "Traceback (most recent call last):\n"
+        '  File "tests.py", line 4, in <module>\n    check(first)\n'
+        '  File "tests.py", line 2, in check\n    assert candidate([]) == 1\n'
+        "           ^^^^^^^^^^^^^\n"
+        '  File "program.py", line 2\n    return xs[0]\n'
+        "IndexError: list index out of range\n"
+    )
+
+
 async def test_a_failed_comparison_says_what_the_call_returned():
     result = await judge("def add(a, b):\n    return a - b\n", "assert add(1, 2) == 3\n")
     assert result.status == "failed"

@@ -154,10 +154,32 @@ def compile_report(exc: BaseException) -> dict[str, object]:
     return report
 
 
-def print_exception(exc: BaseException, tb: Any, limit: int | None = None) -> None:
-    """The traceback on stderr for the reader, unless the program closed or broke stderr."""
+def print_exception(
+    exc: BaseException,
+    tb: Any,
+    limit: int | None = None,
+    hide: str = "",
+    crossed: dict[str, Any] | None = None,
+) -> None:
+    """The traceback on stderr for the reader, unless the program closed or broke stderr.
+
+    Frames of files under `hide` (the jail's own code) are left out: they say nothing about the
+    code under test, and they name a path of the machine that judged it, which would end up in
+    fix prompts and datasets. An exception that `crossed` from the program's process ends with
+    the program's line that raised it, as a traceback in one process would.
+    """
     try:
-        traceback.print_exception(type(exc), exc, tb, limit=limit)
+        if not hide:
+            traceback.print_exception(type(exc), exc, tb, limit=limit)
+            return
+        frames = traceback.extract_tb(tb, limit=limit)
+        frames = [f for f in frames if not f.filename.startswith(hide)]
+        lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+        if crossed and crossed.get("line"):
+            where = f'  File "{crossed.get("file") or PROGRAM}", line {crossed["line"]}\n'
+            lines += [where, f"    {crossed['text']}\n" if crossed.get("text") else ""]
+        lines += traceback.format_exception_only(type(exc), exc)
+        sys.stderr.write("".join(lines))
     except Exception:  # the report still says what happened
         pass
 

@@ -26,6 +26,8 @@ from . import harness, plain
 
 TESTS, PREAMBLE, PROGRAM = "tests.py", "preamble.py", harness.PROGRAM
 MAX_SHOWN = 200
+# The jail's own files: their frames are left out of the tracebacks the tests print.
+JAIL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 MAX_REPORT_BYTES = 60_000  # the engine reads 64,000
 # What a report from the program's side may say about its own failure: never its phase or
 # verdict, which only this process decides.
@@ -348,7 +350,7 @@ def judge(tests_fd: int, report_fd: int, channel_fd: int) -> NoReturn:
             report = _located(crossed, report)
         harness.flush()
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-        harness.print_exception(exc, tb)
+        harness.print_exception(exc, tb, hide=JAIL_DIR, crossed=crossed)
     if program.broken is not None and not decided:  # the tests caught it and went on
         report = program.broken
     if report.get("type") or program.broken is not None:
