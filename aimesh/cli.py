@@ -293,6 +293,48 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    """Write the archive's trustworthy solutions as datasets (aimesh.archive.export); exit 2,
+    writing nothing, when the archive cannot give what was asked for."""
+    import time
+    from pathlib import Path
+
+    from aimesh.archive.dataset import Selection
+    from aimesh.archive.dataset_card import card
+    from aimesh.archive.export import FORMATS, ExportError, check, planned, read, write
+
+    if args.format not in FORMATS:
+        known = ", ".join(FORMATS)
+        print(f"aimesh export: --format: unknown format {args.format!r} ({known})", file=sys.stderr)
+        return 2
+    tables = Path(args.tables) if args.tables else Settings.from_env().tables_dir
+    selection = Selection(
+        min_score=args.min_score,
+        sources=frozenset(args.source or ()),
+        models=frozenset(args.model or ()),
+        since=args.since,
+        until=args.until,
+        include_benchmarks=args.include_benchmarks,
+        any_verdict_mode=args.any_verdict_mode,
+    )
+    try:
+        dataset = read(tables, selection)
+        check(dataset, args.format)
+    except ExportError as exc:
+        print(f"aimesh export: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    files = planned(out, args.format)
+    text = card(dataset, selection, tables, files, time.time())
+    write(out, dataset, args.format, text)
+    for name, records in dataset.records.items():
+        print(f"{name}: {len(records)} records, {dataset.duplicates[name]} duplicates dropped")
+    for why, count in dataset.left_out.most_common():
+        print(f"left out by {why}: {count} passing cycle(s)")
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def prepare_chat_models(settings: Settings) -> str:
     """Join and check the embedded server's chat model before anything starts; '' or why it
     cannot run. Joining and hashing it (half a gigabyte for the default) happens once, not on
@@ -376,6 +418,27 @@ def _identifier(text: str) -> str:
     return text
 
 
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"not a review score from 0 to 1: {text!r}")
+    return value
+
+
+def _moment(text: str) -> float:
+    """An ISO 8601 date or time (UTC unless it says otherwise), as seconds since the epoch."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aimesh",
@@ -415,6 +478,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--timeout", type=float, help="wall-clock seconds (AIMESH_SANDBOX_TIMEOUT)")
     x.set_defaults(handler=sandbox)
+    e = commands.add_parser("export", help="write the archive's verified solutions as datasets")
+    e.add_argument("--out", required=True, help="the folder to write into")
+    e.add_argument(
+        "--format",
+        default="sft",
+        help="sft (chat JSONL, the default), flat (prompt/completion JSONL), repair, preference, "
+        "parquet (all four as Parquet) or all",
+    )
+    e.add_argument("--tables", help="the archive's folder (default: AIMESH_TABLES_DIR)")
+    e.add_argument("--min-score", type=_score, help="only solutions reviewed at least this well")
+    e.add_argument("--source", action="append", help="only tasks from this source (repeatable)")
+    e.add_argument("--model", action="append", help="only code from this model (repeatable)")
+    e.add_argument("--since", type=_moment, help="only cycles finished at or after (ISO 8601)")
+    e.add_argument("--until", type=_moment, help="only cycles finished before (ISO 8601)")
+    e.add_argument(
+        "--include-benchmarks",
+        action="store_true",
+        help="keep benchmark tasks (HumanEval), left out so nobody trains on a test set",
+    )
+    e.add_argument(
+        "--any-verdict-mode",
+        action="store_true",
+        help="also passes judged in the same-process mode, which a program can fake (UNSAFE)",
+    )
+    e.set_defaults(handler=export)
     w = commands.add_parser("worker", help="run one Faust worker against the configured broker")
     w.add_argument("-l", "--log-level", default="info")
     w.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the broker")

@@ -24,7 +24,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from aimesh.cycle.humaneval_controls import altered, canonical, problems
+from testbed.humaneval_controls import altered, canonical, problems
 
 
 def verdict(folder: Path, problem: dict, code: str) -> str:

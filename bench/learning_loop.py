@@ -43,11 +43,11 @@ from dataclasses import dataclass
 from aimesh.archive import CycleArchive
 from aimesh.archive.learning import learning
 from aimesh.cli import with_embedded_fix_model
-from aimesh.cycle.humaneval_controls import problems as humaneval_problems
 from aimesh.embedded.processes import free_port
 from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, lookup
 from aimesh.llm.model_store import model_file
 from aimesh.settings import Settings
+from testbed.humaneval_controls import problems as humaneval_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 _GENERATION = re.compile(r": (\d+) prompt tokens in ([\d.]+) s, (\d+) tokens in ([\d.]+) s")

@@ -50,9 +50,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from aimesh.cycle.humaneval_controls import problems
 from aimesh.sandbox import Limits, PoolConfig, build_program, configure, run_program, run_tests
 from aimesh.sandbox.pool import DEPTH
+from testbed.humaneval_controls import problems
 
 TRIVIAL, TRIVIAL_TESTS = "x = 1", "assert x == 1"
 MODES = ("split", "same-process")

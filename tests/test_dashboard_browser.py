@@ -7,11 +7,13 @@ ending, and a click on the cycle must show its code and review. Screenshots are 
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -97,6 +99,14 @@ def test_the_counters_move_and_a_clicked_cycle_shows_its_code_and_review(
     assert "Clear and correct." in attempts[-1].find_element(By.CSS_SELECTOR, ".review").text
     assert attempts[-1].find_elements(By.CSS_SELECTOR, ".memories li")  # what was recalled
     browser.save_screenshot(str(ARTIFACTS / "dashboard-cycle.png"))
+    # the dataset panel: what `aimesh export` would write, and its SFT file as a download
+    counts = browser.find_element(By.ID, "dataset-counts")
+    _wait(browser, UPDATE_S, lambda d: "SFT records" in counts.text, "the dataset's counts")
+    assert int(counts.text.split(" SFT records")[0]) >= 1
+    link = browser.find_element(By.ID, "dataset-download").get_attribute("href")
+    records = [json.loads(line) for line in httpx.get(link, timeout=10).text.splitlines()]
+    assert records and all(r["verdict_mode"] == "split" for r in records)
+    assert all("return a + b" in r["messages"][-1]["content"] for r in records)
 
 
 def test_the_header_shows_parts_and_sandbox_layers_and_telemetry_filters(

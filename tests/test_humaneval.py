@@ -15,11 +15,11 @@ import sys
 import pytest
 
 from aimesh.archive import CycleArchive
-from aimesh.cycle.humaneval_controls import altered, canonical, problems
 from aimesh.cycle.tasksource import read_tasks
 from aimesh.embedded.processes import free_port
 from aimesh.sandbox import Limits, build_program, run_program, run_tests
 from aimesh.settings import Settings
+from testbed.humaneval_controls import altered, canonical, problems
 
 LIMITS = Limits(timeout_s=10)
 

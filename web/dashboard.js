@@ -104,6 +104,21 @@ async function refreshSummary() {
   return changed;
 }
 
+// ---- dataset: what `aimesh export` would write now
+async function refreshDataset() {
+  const data = await getJson("/api/dataset");
+  const records = data.records;
+  const counts = [
+    `${records.sft} SFT records`, `${records.repair} repair pairs`,
+    `${records.preference} preference pairs`,
+  ];
+  const dropped = Object.values(data.duplicates).reduce((sum, n) => sum + n, 0);
+  if (dropped) counts.push(`${dropped} duplicates dropped`);
+  for (const [why, n] of Object.entries(data.left_out)) counts.push(`${n} left out (${why})`);
+  $("dataset-counts").textContent = counts.join(" · ");
+  $("dataset-download").href = data.download.sft;
+}
+
 // ---- cycles: paged feed, newest first
 async function refreshCycles() {
   const query = new URLSearchParams({ limit: PAGE_SIZE });
@@ -280,7 +295,7 @@ async function tick() {
   try {
     const changed = await refreshSummary();
     const work = [refreshTelemetry()];
-    if (changed || ticks % 5 === 0) work.push(refreshCycles(), refreshMemory());
+    if (changed || ticks % 5 === 0) work.push(refreshCycles(), refreshMemory(), refreshDataset());
     if (changed || ticks % 2 === 0) work.push(refreshCharts());
     if (ticks % 5 === 0) work.push(refreshStatus());
     await Promise.all(work);

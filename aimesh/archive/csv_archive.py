@@ -11,6 +11,7 @@ import csv
 import fcntl
 import io
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,7 +103,9 @@ class CsvArchive:
     def read(self) -> pd.DataFrame:
         """The whole file as a DataFrame (empty, with the columns, before the first row).
 
-        Parsed again only when the file changed: the web views ask every few seconds.
+        Read under a shared lock, so a reader while a run goes on (the web views, an export)
+        never sees half of an append. Parsed again only when the file changed: the web views ask
+        every few seconds.
         """
         try:
             stat = self.path.stat()
@@ -110,10 +113,19 @@ class CsvArchive:
             return pd.DataFrame(columns=self.columns)
         version = (stat.st_mtime_ns, stat.st_size)
         if self._frame is None or self._frame[0] != version:
+            with open(self.path, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+                try:
+                    stat = os.fstat(handle.fileno())
+                    data = handle.read()
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
             frame = (
-                pd.read_csv(self.path, keep_default_na=False, dtype=dict.fromkeys(self.key, str))
-                if stat.st_size
+                pd.read_csv(
+                    io.BytesIO(data), keep_default_na=False, dtype=dict.fromkeys(self.key, str)
+                )
+                if data
                 else pd.DataFrame(columns=self.columns)
             )
-            self._frame = (version, frame)
+            self._frame = ((stat.st_mtime_ns, stat.st_size), frame)
         return self._frame[1]

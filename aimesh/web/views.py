@@ -17,6 +17,7 @@ from aimesh.app import app, settings
 from aimesh.cycle.records import TELEMETRY_TYPES, Telemetry
 from aimesh.topics import telemetry_topic
 from aimesh.web.cycles import cycle_detail, cycles_page, latest_retrievals
+from aimesh.web.dataset import exportable, sft_jsonl
 from aimesh.web.series import time_series
 from aimesh.web.status import memory_state, parts
 from aimesh.web.summary import summarize
@@ -97,6 +98,27 @@ def _archived() -> tuple[Any, Any]:
 class Summary(JsonView):
     async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
         return summarize(*_archived(), settings.max_fixes)
+
+
+@app.page("/api/dataset")
+class DatasetCounts(JsonView):
+    """What `aimesh export` would write now with its defaults: records per dataset, duplicates
+    dropped, and the passing cycles it leaves out, by reason."""
+
+    async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
+        return exportable(*_archived())
+
+
+@app.page("/api/dataset/sft.jsonl")
+class SftDownload(web.View):
+    """The SFT export as `aimesh export` writes it with its defaults, as a download."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.bytes(
+            sft_jsonl(*_archived()),
+            content_type="application/x-ndjson",
+            headers={"Content-Disposition": 'attachment; filename="sft.jsonl"'},
+        )
 
 
 @app.page("/api/cycles")
