@@ -32,7 +32,14 @@ TASK = {
     "description": "Return the sum of a and b.",
     "function_name": "add",
     "signature": "def add(a, b):",
-    "tests": ["assert add(1, 2) == 3", "assert add(0, 0) == 0", "assert add(-1, 1) == 0"],
+    "solution": "def add(a, b):\n    return a + b",
+    # the last test expects a wrong value, as small models' tests often do: the Producer drops it
+    "tests": [
+        "assert add(1, 2) == 3",
+        "assert add(0, 0) == 0",
+        "assert add(-1, 1) == 0",
+        "assert add(2, 2) == 5",
+    ],
 }
 
 

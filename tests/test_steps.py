@@ -121,3 +121,46 @@ async def test_no_code_gets_a_review_without_asking_the_model():
     review = await steps.review(llm, _solution(code="  "))  # type: ignore[arg-type]
     assert review.score is None and review.critique == "No code to review."
     assert llm.asked == []
+
+
+# ---------------------------------------------------------------- invented tasks
+
+
+def _invented(*tests: str) -> Any:
+    from aimesh.cycle.tasksource import invented_task
+
+    data = {"title": "Vowels", "description": "Count the vowels.", "function_name": "vowels",
+            "signature": "def vowels(s):", "tests": list(tests)}  # fmt: skip
+    return invented_task(data, "t-1")
+
+
+VOWELS = "def vowels(s):\n    return sum(c in 'aeiou' for c in s)\n"
+RIGHT = ["assert vowels('abc') == 1", "assert vowels('') == 0", "assert vowels('aei') == 3"]
+
+
+async def test_an_invented_task_keeps_the_tests_its_own_solution_passes() -> None:
+    from aimesh.sandbox import Limits
+    from aimesh.sandbox.pool import pool
+
+    spec = _invented(*RIGHT, "assert vowels('abc') == 2")  # a small model's typical slip
+    kept, dropped = await steps.agreed_tests(spec, VOWELS, Limits(timeout_s=5), pool())
+    assert (kept.tests.splitlines(), dropped) == (RIGHT, 1)
+    fenced = f"```python\n{VOWELS}```"
+    assert (await steps.agreed_tests(spec, fenced, Limits(timeout_s=5), pool()))[1] == 1
+
+
+@pytest.mark.parametrize(
+    ("solution", "says"),
+    [
+        ("", "without a solution"),
+        ("def vowels(s):\n    return 2\n", "passes 1 of its 4 tests, need 3 (e.g. AssertionError"),
+        ("def other(s):\n    return 0\n", "passes 0 of its 4 tests"),
+    ],
+)
+async def test_an_invented_task_whose_solution_and_tests_disagree_is_refused(solution, says):
+    from aimesh.sandbox import Limits
+    from aimesh.sandbox.pool import pool
+
+    spec = _invented(*RIGHT, "assert vowels('abc') == 2")
+    with pytest.raises(ValueError, match=says.replace("(", r"\(")):
+        await steps.agreed_tests(spec, solution, Limits(timeout_s=5), pool())

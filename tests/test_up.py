@@ -55,6 +55,23 @@ def test_up_runs_n_cycles_on_an_embedded_broker_and_exits_0(tmp_path, scripted_l
     assert _closed(port), "the worker's web server is gone"
 
 
+def test_up_invents_tasks_whose_tests_its_own_solution_passes(tmp_path, scripted_llm):
+    """No task file: the Producer invents tasks. The scripted model's task has four tests, one
+    expecting a wrong value; its own solution fails that one, so it is dropped before the task is
+    sent, and the cycles pass instead of spending their fixes on a test no code can pass."""
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "aimesh", "up", "--max-cycles", "2", "--web-port", str(port)],
+        env=up_env(tmp_path, scripted_llm.host, port), cwd=tmp_path, capture_output=True,
+        text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    archive = CycleArchive(tmp_path / "tables")
+    assert archive.cycles.read()["outcome"].tolist() == ["passed", "passed"]
+    asked = archive.attempts.read()["task"].tolist()
+    assert all("assert add(1, 2) == 3" in task and "add(2, 2) == 5" not in task for task in asked)
+
+
 def most_open_at_once(cycles: list[tuple[float, float]]) -> int:
     """The largest number of cycles open at one instant, each open from start to finish."""
     edges = sorted([(start, 1) for start, _ in cycles] + [(end, -1) for _, end in cycles])

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from aimesh import services
 from aimesh.agents._in_flight import InFlightWindow
 from aimesh.app import app, settings
-from aimesh.cycle import prompts
+from aimesh.cycle import prompts, steps
 from aimesh.cycle.records import Task, now
 from aimesh.cycle.tasksource import HUMANEVAL, TaskSpec, invented_task, read_tasks
 from aimesh.llm.client import LLMError
@@ -64,13 +64,21 @@ async def _brainstorm() -> TaskSpec | None:
             result = await services.llm().chat(
                 prompts.brainstorm_messages(next(production.numbers)),
                 schema=prompts.TASK_SCHEMA,
-                max_tokens=300,
+                max_tokens=450,  # a solution and four tests in JSON
                 temperature=0.7,
             )
             await metric(
                 AGENT, "llm_latency_ms", result.latency_ms, tokens=result.completion_tokens
             )
-            return invented_task(result.json(), f"t-{uuid.uuid4().hex[:12]}")
+            data = result.json()
+            spec = invented_task(data, f"t-{uuid.uuid4().hex[:12]}")
+            solution = str(data.get("solution", "")) if isinstance(data, dict) else ""
+            spec, dropped = await steps.agreed_tests(
+                spec, solution, services.limits(), services.sandbox_pool()
+            )
+            if dropped:
+                await metric(AGENT, "tests_dropped", dropped, task=spec.id)
+            return spec
         except (LLMError, ValueError) as exc:
             await event(AGENT, "brainstorm_failed", error=f"{type(exc).__name__}: {exc}"[:500])
     return None

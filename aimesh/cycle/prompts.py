@@ -34,6 +34,7 @@ TASK_SCHEMA: dict[str, Any] = {
         "description": {"type": "string", "maxLength": 200},
         "function_name": {"type": "string", "maxLength": 30},
         "signature": {"type": "string", "maxLength": 100},
+        "solution": {"type": "string", "maxLength": 400},
         "tests": {
             "type": "array",
             "minItems": 3,
@@ -41,7 +42,7 @@ TASK_SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "maxLength": 100},
         },
     },
-    "required": ["title", "description", "function_name", "signature", "tests"],
+    "required": ["title", "description", "function_name", "signature", "solution", "tests"],
     "additionalProperties": False,
 }
 
@@ -73,9 +74,10 @@ BRAINSTORM_TOPICS = (
 
 BRAINSTORM_USER = (
     "Invent a small Python function that computes TOPIC. Answer in JSON with a title, a "
-    "one-sentence description, the function name, its signature and three tests. Each test is "
-    "one line like `assert my_function(2) == 4` that calls your function with a concrete input "
-    "and compares it with the expected result."
+    "one-sentence description, the function name, its signature, a short correct solution (the "
+    "function's code) and four tests. Each test is one line like `assert my_function(2) == 4` "
+    "that calls your function with a concrete input and compares it with the expected result. "
+    "Work out each expected result carefully: your solution must pass every test."
 )
 
 
