@@ -40,6 +40,7 @@ test: system-test install lint
 bench: install
 	$(PY) bench/mesh_throughput.py
 	$(PY) bench/sandbox_bench.py
+	$(PY) bench/memory_bench.py
 
 clean:
 	rm -rf $(VENV) .aimesh

@@ -45,6 +45,7 @@ def memory() -> MemorySkill:
         url=settings.qdrant_url,
         path=settings.memory_path,
         collection=settings.memory_collection,
+        legacy=settings.legacy_memory_path,
     )
 
 

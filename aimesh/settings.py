@@ -227,7 +227,7 @@ class Settings:
     )  # fmt: skip
     qdrant_url: str | None = _variable(
         "AIMESH_QDRANT_URL", None, _http_url, "a Qdrant server",
-        "unset: qdrant-client local mode under `$AIMESH_DATA_DIR/qdrant`",
+        "unset: Qdrant's embedded engine under `$AIMESH_DATA_DIR/memory`",
     )  # fmt: skip
     data_dir: Path = _variable(
         "AIMESH_DATA_DIR", Path(".aimesh"), Path, "local state: Qdrant files, Faust data, logs"
@@ -337,6 +337,13 @@ class Settings:
 
     @property
     def memory_path(self) -> Path:
+        """The embedded memory engine's folders, one per collection."""
+        return self.data_dir / "memory"
+
+    @property
+    def legacy_memory_path(self) -> Path:
+        """Where versions before the embedded engine kept memory (qdrant-client's local mode);
+        moved into the engine on first use (aimesh.memory.move)."""
         return self.data_dir / "qdrant"
 
     def sandbox_pool_config(self) -> PoolConfig:

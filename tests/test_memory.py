@@ -1,9 +1,14 @@
-"""Memory round trip through the real client stack: Ollama's embed API, then Qdrant local mode."""
+"""Memory round trip through the real client stack: Ollama's embed API, then Qdrant's embedded
+engine; and the move of an older version's memory (qdrant-client's local mode) into it."""
+
+import logging
 
 import pytest
+from qdrant_client import AsyncQdrantClient
 
 from aimesh.llm.client import LLM
-from aimesh.memory import MemoryMismatchError, open_memory
+from aimesh.memory import MemoryMismatchError, MemorySkill, open_memory
+from aimesh.memory.client_store import ClientStore
 from aimesh.memory.skill import FAILURE, LESSON
 from testbed.scripted_llm import CHAT_MODEL, EMBED_MODEL
 
@@ -53,3 +58,62 @@ async def test_memory_persists_on_disk_and_refuses_another_model(llm, tmp_path):
     with pytest.raises(MemoryMismatchError, match="AIMESH_EMBED_MODEL='another-model'"):
         await other.recall("E: x", k=3)
     await other.close()
+
+
+async def test_counts_of_a_stored_memory_are_read_before_any_recall(llm, tmp_path):
+    """The dashboard asks for counts first, before the worker has embedded anything."""
+    memory = open_memory(llm.embed, EMBED_MODEL, url=None, path=tmp_path / "q")
+    assert await memory.count() == {FAILURE: 0, LESSON: 0}
+    await memory.remember(LESSON, cycle_id="c", attempt=2, task="t", code="c", error="E: x")
+    await memory.close()
+    reopened = open_memory(llm.embed, EMBED_MODEL, url=None, path=tmp_path / "q")
+    assert await reopened.count() == {FAILURE: 0, LESSON: 1}
+    await reopened.close()
+
+
+def _local_mode(llm, folder, model=EMBED_MODEL):
+    """The embedded memory of versions before the engine: qdrant-client's local mode."""
+    store = ClientStore(lambda: AsyncQdrantClient(path=str(folder)), "mem", indexed=False)
+    return MemorySkill(store, llm.embed, model)
+
+
+async def test_an_older_versions_memory_is_moved_in_on_first_use(llm, tmp_path, caplog):
+    old = _local_mode(llm, tmp_path / "qdrant")
+    for n, error in enumerate(["AssertionError: add", "IndexError: split", "KeyError: 'x'"]):
+        await old.remember(FAILURE, cycle_id=f"c{n}", attempt=1, task="t", code="c", error=error)
+    await old.close()
+
+    caplog.set_level(logging.WARNING, logger="aimesh.memory.move")
+    memory = open_memory(
+        llm.embed, EMBED_MODEL, url=None, path=tmp_path / "memory", collection="mem",
+        legacy=tmp_path / "qdrant",
+    )  # fmt: skip
+    found = await memory.recall("IndexError: split", k=1)
+    assert [(m.cycle_id, m.error) for m in found] == [("c1", "IndexError: split")]
+    assert await memory.count() == {FAILURE: 3, LESSON: 0}
+    await memory.close()
+    assert "moved 3 memories of collection 'mem'" in caplog.text
+    assert not (tmp_path / "qdrant").exists()
+    assert [p.name.startswith("qdrant.moved-") for p in tmp_path.iterdir()].count(True) == 1
+
+    again = open_memory(
+        llm.embed, EMBED_MODEL, url=None, path=tmp_path / "memory", collection="mem",
+        legacy=tmp_path / "qdrant",
+    )  # fmt: skip
+    assert (await again.count())[FAILURE] == 3  # moved once, kept
+    await again.close()
+
+
+async def test_an_older_memory_of_another_model_is_left_where_it_is(llm, tmp_path, caplog):
+    old = _local_mode(llm, tmp_path / "qdrant", model="older-embedder")
+    await old.remember(FAILURE, cycle_id="c", attempt=1, task="t", code="c", error="E: x")
+    await old.close()
+    caplog.set_level(logging.WARNING, logger="aimesh.memory.move")
+    memory = open_memory(
+        llm.embed, EMBED_MODEL, url=None, path=tmp_path / "memory", collection="mem",
+        legacy=tmp_path / "qdrant",
+    )  # fmt: skip
+    assert await memory.recall("E: x", k=3) == []
+    await memory.close()
+    assert "holds vectors of 'older-embedder'" in caplog.text and "not moved" in caplog.text
+    assert (tmp_path / "qdrant").is_dir()

@@ -1,8 +1,9 @@
 """MemorySkill: failures and lessons in Qdrant, found again by the similarity of their errors.
 
-The collection remembers which embedding model filled it: vectors of two models are not
-comparable, so a different model or dimension is refused with a clear error instead of
-returning nonsense neighbours.
+The store is Qdrant's embedded engine (aimesh.memory.edge_store) unless AIMESH_QDRANT_URL names
+a server (aimesh.memory.client_store); both remember which embedding model filled them: vectors
+of two models are not comparable, so a different model or dimension is refused with a clear
+error (MemoryMismatchError) instead of returning nonsense neighbours.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qdrant_client import AsyncQdrantClient, models
+from qdrant_client import AsyncQdrantClient
+
+from aimesh.memory.client_store import ClientStore
+from aimesh.memory.edge_store import EdgeStore
+from aimesh.memory.move import move_local_mode
+from aimesh.memory.store import VectorStore
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 
@@ -21,10 +27,6 @@ MAX_PROMPT_CODE = 600
 FAILURE = "failure"
 LESSON = "lesson"
 _NAMESPACE = uuid.UUID("5f0c1b7e-8a52-4c35-9b8e-4c0d7a1e2b11")
-
-
-class MemoryMismatchError(RuntimeError):
-    """The collection was filled by another embedding model or dimension."""
 
 
 @dataclass(frozen=True)
@@ -50,50 +52,26 @@ class MemorySkill:
 
     def __init__(
         self,
-        connect: Callable[[], AsyncQdrantClient],
+        store: VectorStore,
         embed: Embed,
         model: str,
-        collection: str,
+        setup: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        self._connect = connect
-        self._connected: AsyncQdrantClient | None = None
+        self.store = store
         self._embed = embed
         self.model = model
-        self.collection = collection
+        self._setup = setup  # once, before the store is first prepared (moving older memories)
         self._ready = False
-
-    @property
-    def _client(self) -> AsyncQdrantClient:
-        """Connect on first use, so a locked or unreachable store fails a call, not a start-up."""
-        if self._connected is None:
-            self._connected = self._connect()
-        return self._connected
 
     async def _vector(self, text: str) -> list[float]:
         (vector,) = await self._embed([text])
-        await self._ensure_collection(len(vector))
+        if not self._ready:
+            if self._setup is not None:
+                await self._setup()
+                self._setup = None
+            await self.store.prepare(len(vector), self.model)
+            self._ready = True
         return vector
-
-    async def _ensure_collection(self, dimension: int) -> None:
-        if self._ready:
-            return
-        if not await self._client.collection_exists(self.collection):
-            await self._client.create_collection(
-                self.collection,
-                vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
-                metadata={"embed_model": self.model, "dimension": dimension},
-            )
-        else:
-            info = await self._client.get_collection(self.collection)
-            size = info.config.params.vectors.size  # type: ignore[union-attr]
-            owner = (info.config.metadata or {}).get("embed_model", self.model)
-            if size != dimension or owner != self.model:
-                raise MemoryMismatchError(
-                    f"memory collection {self.collection!r} holds {size}-dimension vectors of "
-                    f"{owner!r}, but AIMESH_EMBED_MODEL={self.model!r} gives {dimension}: use the "
-                    "same model, or another collection (AIMESH_MEMORY_COLLECTION)"
-                )
-        self._ready = True
 
     async def remember(
         self, kind: str, *, cycle_id: str, attempt: int, task: str, code: str, error: str
@@ -109,11 +87,7 @@ class MemorySkill:
             "error": error[:2000],
             "embed_model": self.model,
         }
-        vector = await self._vector(error or task)
-        await self._client.upsert(
-            self.collection,
-            points=[models.PointStruct(id=point_id, vector=vector, payload=payload)],
-        )
+        await self.store.upsert(point_id, await self._vector(error or task), payload)
         return point_id
 
     async def recall(self, text: str, k: int, *, exclude_cycle: str = "") -> list[Memory]:
@@ -121,45 +95,25 @@ class MemorySkill:
         which that cycle's prompt already shows."""
         if k <= 0 or not text.strip():
             return []
-        vector = await self._vector(text)
-        others = None
-        if exclude_cycle:
-            own = models.FieldCondition(
-                key="cycle_id", match=models.MatchValue(value=exclude_cycle)
-            )
-            others = models.Filter(must_not=[own])
-        found = await self._client.query_points(
-            self.collection, query=vector, limit=k, with_payload=True, query_filter=others
-        )
+        found = await self.store.nearest(await self._vector(text), k, exclude_cycle)
         return [
             Memory(
-                kind=str(p.payload.get("kind", "")),
-                task=str(p.payload.get("task", "")),
-                code=str(p.payload.get("code", "")),
-                error=str(p.payload.get("error", "")),
-                score=float(p.score),
-                cycle_id=str(p.payload.get("cycle_id", "")),
+                kind=str(hit.payload.get("kind", "")),
+                task=str(hit.payload.get("task", "")),
+                code=str(hit.payload.get("code", "")),
+                error=str(hit.payload.get("error", "")),
+                score=hit.score,
+                cycle_id=str(hit.payload.get("cycle_id", "")),
             )
-            for p in found.points
-            if p.payload
+            for hit in found
         ]
 
     async def count(self) -> dict[str, int]:
         """How many failures and lessons are stored (0 before the first one)."""
-        if not await self._client.collection_exists(self.collection):
-            return {FAILURE: 0, LESSON: 0}
-        result = {}
-        for kind in (FAILURE, LESSON):
-            kind_filter = models.Filter(
-                must=[models.FieldCondition(key="kind", match=models.MatchValue(value=kind))]
-            )
-            counted = await self._client.count(self.collection, count_filter=kind_filter)
-            result[kind] = counted.count
-        return result
+        return {kind: await self.store.count(kind) for kind in (FAILURE, LESSON)}
 
     async def close(self) -> None:
-        if self._connected is not None:
-            await self._connected.close()
+        await self.store.close()
 
 
 def open_memory(
@@ -169,13 +123,19 @@ def open_memory(
     url: str | None,
     path: Path,
     collection: str = "aimesh_memory",
+    legacy: Path | None = None,
 ) -> MemorySkill:
-    """A Qdrant server when `url` is set, else qdrant-client's local mode persisted under `path`."""
+    """A Qdrant server when `url` is set, else the embedded engine in `path`/`collection`; a
+    collection of an older version's local-mode store in `legacy` is moved in on first use."""
+    if url:
+        return MemorySkill(
+            ClientStore(lambda: AsyncQdrantClient(url=url), collection), embed, model
+        )
+    store = EdgeStore(path / collection)
+    setup = None
+    if legacy is not None and not store.exists():
 
-    def connect() -> AsyncQdrantClient:
-        if url:
-            return AsyncQdrantClient(url=url)
-        path.mkdir(parents=True, exist_ok=True)
-        return AsyncQdrantClient(path=str(path))
+        async def setup() -> int:
+            return await move_local_mode(legacy, collection, store, model)
 
-    return MemorySkill(connect, embed, model, collection)
+    return MemorySkill(store, embed, model, setup)

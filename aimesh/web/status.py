@@ -75,7 +75,7 @@ async def llm_state() -> dict[str, Any]:
 async def memory_state() -> dict[str, Any]:
     """Counts of stored failures and lessons, or the error that keeps memory from working."""
     state: dict[str, Any] = {
-        "url": settings.qdrant_url or str(settings.memory_path),
+        "url": settings.qdrant_url or str(settings.memory_path / settings.memory_collection),
         "embedded": settings.qdrant_url is None,
     }
     try:
