@@ -78,6 +78,28 @@ def test_an_invented_task_keeps_only_asserts_that_call_its_function():
         invented_task({**data, "function_name": "large-name"}, "t-3")
 
 
+@pytest.mark.parametrize(
+    ("signature", "kept"),
+    [
+        ("def max_number(numbers): return max(numbers)", "def max_number(numbers):"),
+        (
+            "def f(xs: list[int], k: int = 2) -> int:\n    return xs[k]",
+            "def f(xs: list[int], k: int = 2) -> int:",
+        ),
+        ("def square(n):", "def square(n):"),
+        ("square(n)", "square(n)"),  # not a def: kept as written
+    ],
+)
+def test_an_invented_signature_keeps_only_its_header(signature, kept):
+    """A small model sometimes writes the body into the signature: the prompt would show the
+    answer."""
+    from aimesh.cycle.tasksource import invented_task
+
+    data = {"title": "T", "description": "d", "function_name": "f", "signature": signature,
+            "tests": ["assert f(1) == 1", "assert f(2) == 2", "assert f(3) == 3"]}  # fmt: skip
+    assert invented_task(data, "t-1").signature == kept
+
+
 def test_a_task_may_set_its_own_sandbox_limits(tmp_path):
     path = write(
         tmp_path / "l.jsonl",

@@ -121,6 +121,24 @@ def _assert_line(line: str, name: str) -> str | None:
     return line if single_assert and calls else None
 
 
+def _header(signature: str) -> str:
+    """Only the `def ...(...):` line of a signature: a small model sometimes writes the body
+    there too (`def max_number(numbers): return max(numbers)`), which would hand the Consumer
+    the answer in its prompt."""
+    source = signature.strip()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    first = tree.body[0] if tree.body else None
+    if not isinstance(first, ast.FunctionDef):
+        return source
+    body = first.body[0]
+    lines = source.splitlines()
+    before = [*lines[: body.lineno - 1], lines[body.lineno - 1][: body.col_offset]]
+    return " ".join(line.strip() for line in before if line.strip())
+
+
 def invented_task(data: Any, task_id: str) -> TaskSpec:
     """Check a task the model invented; raise ValueError saying why it is unusable.
 
@@ -138,7 +156,9 @@ def invented_task(data: Any, task_id: str) -> TaskSpec:
     tests = [test for test in (_assert_line(str(line), name) for line in lines) if test]
     if len(tests) < MIN_INVENTED_TESTS:
         raise ValueError(f"{len(tests)} usable tests calling {name}(), need {MIN_INVENTED_TESTS}")
-    return TaskSpec(**{**spec.__dict__, "tests": "\n".join(tests)})
+    return TaskSpec(
+        **{**spec.__dict__, "tests": "\n".join(tests), "signature": _header(spec.signature)}
+    )
 
 
 HUMANEVAL = "humaneval"
