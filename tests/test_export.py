@@ -263,6 +263,16 @@ def test_an_archive_without_what_was_asked_for_exits_2(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_an_empty_dataset_still_has_its_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "tables"
+    _cycle(CycleArchive(folder), "only", [(GOOD, "passed")])
+    out = tmp_path / "out"
+    assert export("--tables", str(folder), "--out", str(out), "--format", "all").returncode == 0
+    repair = pd.read_parquet(out / "repair.parquet")
+    assert repair.empty and list(repair.columns)[:2] == ["prompt", "completion"]
+    assert (out / "repair.jsonl").read_text() == ""
+
+
 def test_the_folder_holds_this_export_only(tables: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert export("--tables", str(tables), "--out", str(out), "--format", "all").returncode == 0

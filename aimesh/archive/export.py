@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from aimesh.archive.dataset import DATASETS, Dataset, Selection, build
+from aimesh.archive.dataset import DATASETS, PROVENANCE, SCHEMA, Dataset, Selection, build
 from aimesh.archive.writer import CycleArchive
 
 FORMATS = {
@@ -72,8 +72,10 @@ def jsonl(records: Sequence[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
 
 
-def _parquet(records: Sequence[dict[str, Any]], path: Path) -> None:
-    pd.DataFrame.from_records(list(records)).to_parquet(path, index=False)
+def _parquet(name: str, records: Sequence[dict[str, Any]], path: Path) -> None:
+    """The records as one Parquet file; an empty dataset still has its columns."""
+    columns = [field for field, _, _ in (*SCHEMA[name], *PROVENANCE)]
+    pd.DataFrame.from_records(list(records), columns=columns).to_parquet(path, index=False)
 
 
 def planned(out: Path, format_name: str) -> list[Path]:
@@ -95,7 +97,7 @@ def write(out: Path, dataset: Dataset, format_name: str, card: str) -> list[Path
             if kind == "jsonl":
                 part.write_bytes(jsonl(dataset.records[name]))
             elif kind == "parquet":
-                _parquet(dataset.records[name], part)
+                _parquet(name, dataset.records[name], part)
             else:
                 part.write_text(card, encoding="utf-8")
     except BaseException:
