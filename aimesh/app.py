@@ -38,6 +38,11 @@ class MeshApp(faust.App):
         """Faust's transport, with the fixes of aimesh.stream.transport."""
         return Transport(self.conf.broker_consumer, self)
 
+    @property
+    def fetch_max_wait_ms(self) -> int | None:
+        """How long a consumer's fetch may wait for records (aimesh.stream.transport.fetch_wait)."""
+        return broker_options.fetch_max_wait_ms
+
     @override
     def _new_web(self) -> Web:
         """Faust's aiohttp server, leaving `/` to the dashboard."""

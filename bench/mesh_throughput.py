@@ -8,7 +8,9 @@ engines in one asyncio loop. The ratio between the two is the price of broker, F
 tables. Run from the repo root: `python bench/mesh_throughput.py [--cycles N] [--fix-share F]`.
 
 Latency is a cycle's `finished_at - started_at` from `cycles.csv`, with `started_at` stamped when
-the task is sent. All N tasks arrive at once on both sides, so latency includes queueing.
+the task is sent. All N tasks arrive at once on both sides, so latency includes queueing. Then
+ALONE more tasks (no fix) go one at a time, each once the last has finished: one unloaded
+cycle's latency, end to end (target on the mesh: at most 150 ms).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from testbed.mesh import LLMThread, Worker, json_key, worker_env
 from testbed.mesh_tasks import new_task
 
 TASKS_TOPIC = "ai_topic"
+ALONE = 5  # lone cycles, sent one at a time after the burst
+TARGET_ALONE_MS = 150.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -158,7 +162,7 @@ def pipeline(settings: Settings, tables: Path) -> Pipeline:
 
 
 async def _inprocess(
-    settings: Settings, tables: Path, warmup: list[Task], tasks: list[Task]
+    settings: Settings, tables: Path, warmup: list[Task], tasks: list[Task], alone: list[Task]
 ) -> tuple[float, dict[str, float]]:
     cycles = pipeline(settings, tables)
     try:
@@ -171,21 +175,23 @@ async def _inprocess(
             await cycles.cycle(task)
         wall = time.perf_counter() - started
         cpu1, kids1 = own_cpu_s()
+        for task in alone:  # one at a time, nothing else running
+            await cycles.cycle(stamped(task))
     finally:
         await cycles.memory.close()
     return wall, {"bench process (loop + LLM thread)": cpu1 - cpu0, "sandbox runs": kids1 - kids0}
 
 
 def run_inprocess(
-    env: dict[str, str], root: Path, warmup: list[Task], tasks: list[Task]
-) -> SideResult:
-    """The same N cycles in one asyncio loop, no broker, no Faust."""
+    env: dict[str, str], root: Path, warmup: list[Task], tasks: list[Task], alone: list[Task]
+) -> tuple[SideResult, SideResult]:
+    """The same N cycles in one asyncio loop, no broker, no Faust; then the lone cycles."""
     settings = Settings.from_env(env)
     tables = settings.tables_dir
-    wall, cpu = asyncio.run(_inprocess(settings, tables, warmup, tasks))
+    wall, cpu = asyncio.run(_inprocess(settings, tables, warmup, tasks, alone))
     result = collect("in-process", tables, tasks, wall)
     result.cpu = cpu
-    return result
+    return result, collect("in-process", tables, alone, 0.0)
 
 
 # ---------------------------------------------------------------- mesh side
@@ -230,6 +236,16 @@ async def _burst(url: str, tasks: list[Task]) -> float:
     return started
 
 
+def run_alone(worker: Worker, url: str, alone: list[Task], stall_s: float) -> SideResult:
+    """Each task sent alone, the next once the last has its row: one unloaded cycle's latency."""
+    path = worker.tables / "cycles.csv"
+    for task in alone:
+        rows = count_rows(path)
+        produce(url, TASKS_TOPIC, (json_key(task.cycle_id), stamped(task).dumps()))
+        wait_rows(worker, rows + 1, stall_s=stall_s, poll_s=0.002)
+    return collect("mesh", worker.tables, alone, 0.0)
+
+
 def run_mesh(
     worker: Worker, broker_pid: int, url: str, warmup: list[Task], tasks: list[Task], stall_s: float
 ) -> SideResult:
@@ -256,6 +272,14 @@ def run_mesh(
 
 
 # ---------------------------------------------------------------- report
+
+
+def report_alone(results: list[SideResult]) -> None:
+    """One cycle alone (no fix, instant LLM), end to end: the median of the lone cycles."""
+    shown = ", ".join(
+        f"{r.name} p50 {r.percentile_ms(50):.0f} ms (of {len(r.latencies_s)})" for r in results
+    )
+    print(f"one cycle alone, no fix: {shown}; target on the mesh <= {TARGET_ALONE_MS:.0f} ms")
 
 
 def report(n: int, fix_share: float, results: list[SideResult]) -> None:
@@ -304,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = f"b{int(time.time())}"
     warmup = task_mix(args.warmup, 0.5, f"{run}-warm")
     tasks = task_mix(args.cycles, args.fix_share, run)
+    alone = task_mix(ALONE, 0.0, f"{run}-alone")
     llm = LLMThread().start()
     broker = worker = None
     with tempfile.TemporaryDirectory(prefix="aimesh-bench-") as tmp:
@@ -311,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             (root / "inproc").mkdir()
             env = worker_env(root / "inproc", "kafka://127.0.0.1:9", llm.host, free_port())
-            local = run_inprocess(env, root / "inproc", warmup, tasks)
+            local, local_alone = run_inprocess(env, root / "inproc", warmup, tasks, alone)
 
             broker, url = start_tansu()
             (root / "mesh").mkdir()
@@ -319,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker = Worker(root / "mesh", worker_env(root / "mesh", url, llm.host, port), port)
             worker.start()
             mesh = run_mesh(worker, broker.pid, url, warmup, tasks, args.stall)
+            mesh_alone = run_alone(worker, url, alone, args.stall)
         except (AssertionError, RuntimeError) as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
@@ -329,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stop(broker)
             llm.stop()
     report(args.cycles, args.fix_share, [mesh, local])
-    return 1 if mesh.missing or local.missing else 0
+    report_alone([mesh_alone, local_alone])
+    return 1 if mesh.missing or local.missing or mesh_alone.missing else 0
 
 
 if __name__ == "__main__":

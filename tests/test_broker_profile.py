@@ -74,3 +74,33 @@ def test_broker_settings_are_read_and_checked():
     for name, bad in bad_values.items():
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: bad})
+
+
+async def test_a_fetch_waits_briefly_on_tansu_and_as_faust_says_on_kafka():
+    """Tansu waits a fetch's whole max wait when idle (each idle hop of a cycle took up to
+    1.5 s); Kafka ends the wait when a record arrives, so Faust's wait stays there."""
+    from types import SimpleNamespace
+
+    from aiokafka import AIOKafkaConsumer
+
+    from aimesh.stream.broker_profile import TANSU_FETCH_WAIT_MS, BrokerOptions
+    from aimesh.stream.transport.fetch_wait import FetchWait
+
+    def options(kind: str) -> BrokerOptions:
+        settings = Settings.from_env({"AIMESH_BROKER_KIND": kind})
+        return BrokerOptions(settings)
+
+    assert options("tansu").fetch_max_wait_ms == TANSU_FETCH_WAIT_MS == 100
+    assert options("kafka").fetch_max_wait_ms is None
+
+    class Faust:  # what the mixin sits in front of: Faust's consumer thread
+        def _create_worker_consumer(self, transport: object) -> AIOKafkaConsumer:
+            return AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=1500)
+
+    class Thread(FetchWait, Faust):
+        def __init__(self, wait: int | None) -> None:
+            self.app = SimpleNamespace(fetch_max_wait_ms=wait)
+
+    # the attribute aiokafka hands its fetcher at start: a rename upstream fails here
+    assert Thread(100)._create_worker_consumer(None)._fetch_max_wait_ms == 100
+    assert Thread(None)._create_worker_consumer(None)._fetch_max_wait_ms == 1500

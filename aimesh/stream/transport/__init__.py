@@ -9,7 +9,8 @@ in its own module:
 - `position_pending`: the livelock check passes over a partition whose position is being looked up;
 - `barrier_commits`: a commit waits for the agents' open output sections;
 - `transaction_timeout`: exactly-once transactions may stay open as long as an event may take;
-- `tracked_topics`: the producer's metadata keeps every topic the producer sends to.
+- `tracked_topics`: the producer's metadata keeps every topic the producer sends to;
+- `fetch_wait`: on Tansu, a fetch waits 100 ms for records, not Faust's 1.5 s.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from faust.transport.drivers import aiokafka as driver
 from typing_extensions import override
 
 from aimesh.stream.transport.barrier_commits import BarrierCommits
+from aimesh.stream.transport.fetch_wait import FetchWait
 from aimesh.stream.transport.handled_commits import HandledCommits
 from aimesh.stream.transport.parked_seek import ParkedSeek
 from aimesh.stream.transport.position_pending import PositionPending
@@ -30,7 +32,9 @@ from aimesh.stream.transport.transaction_timeout import TransactionTimeout
 from aimesh.stream.transport.uncommitted_rewind import RewindUncommitted
 
 
-class ConsumerThread(PositionPending, StableHighwaters, TopicsKnown, driver.AIOKafkaConsumerThread):
+class ConsumerThread(
+    FetchWait, PositionPending, StableHighwaters, TopicsKnown, driver.AIOKafkaConsumerThread
+):
     pass
 
 
