@@ -77,6 +77,14 @@ def _local_mode(llm, folder, model=EMBED_MODEL):
     return MemorySkill(store, llm.embed, model)
 
 
+def _current(llm, root):
+    """This version's embedded memory, with the older store where the settings put it."""
+    return open_memory(
+        llm.embed, EMBED_MODEL, url=None, path=root / "memory", collection="mem",
+        legacy=root / "qdrant",
+    )  # fmt: skip
+
+
 async def test_an_older_versions_memory_is_moved_in_on_first_use(llm, tmp_path, caplog):
     old = _local_mode(llm, tmp_path / "qdrant")
     for n, error in enumerate(["AssertionError: add", "IndexError: split", "KeyError: 'x'"]):
@@ -84,10 +92,7 @@ async def test_an_older_versions_memory_is_moved_in_on_first_use(llm, tmp_path, 
     await old.close()
 
     caplog.set_level(logging.WARNING, logger="aimesh.memory.move")
-    memory = open_memory(
-        llm.embed, EMBED_MODEL, url=None, path=tmp_path / "memory", collection="mem",
-        legacy=tmp_path / "qdrant",
-    )  # fmt: skip
+    memory = _current(llm, tmp_path)
     found = await memory.recall("IndexError: split", k=1)
     assert [(m.cycle_id, m.error) for m in found] == [("c1", "IndexError: split")]
     assert await memory.count() == {FAILURE: 3, LESSON: 0}
@@ -96,10 +101,7 @@ async def test_an_older_versions_memory_is_moved_in_on_first_use(llm, tmp_path, 
     assert not (tmp_path / "qdrant").exists()
     assert [p.name.startswith("qdrant.moved-") for p in tmp_path.iterdir()].count(True) == 1
 
-    again = open_memory(
-        llm.embed, EMBED_MODEL, url=None, path=tmp_path / "memory", collection="mem",
-        legacy=tmp_path / "qdrant",
-    )  # fmt: skip
+    again = _current(llm, tmp_path)
     assert (await again.count())[FAILURE] == 3  # moved once, kept
     await again.close()
 
@@ -109,10 +111,7 @@ async def test_an_older_memory_of_another_model_is_left_where_it_is(llm, tmp_pat
     await old.remember(FAILURE, cycle_id="c", attempt=1, task="t", code="c", error="E: x")
     await old.close()
     caplog.set_level(logging.WARNING, logger="aimesh.memory.move")
-    memory = open_memory(
-        llm.embed, EMBED_MODEL, url=None, path=tmp_path / "memory", collection="mem",
-        legacy=tmp_path / "qdrant",
-    )  # fmt: skip
+    memory = _current(llm, tmp_path)
     assert await memory.recall("E: x", k=3) == []
     await memory.close()
     assert "holds vectors of 'older-embedder'" in caplog.text and "not moved" in caplog.text
