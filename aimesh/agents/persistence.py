@@ -27,7 +27,6 @@ joins = app.Table("archive_join", default=new_state, partitions=settings.partiti
 async def record_part(part: str, record: faust.Record) -> None:
     """Add one part to its cycle's join and write whatever rows that completes."""
     data = record.asdict()
-    data.pop("task", None)
     cycle_id = data["cycle_id"]
     joined = services.archive().add(joins[cycle_id], part, data)
     if not joined.changed:

@@ -72,9 +72,8 @@ async def _brainstorm() -> TaskSpec | None:
             )
             data = result.json()
             spec = invented_task(data, f"t-{uuid.uuid4().hex[:12]}")
-            solution = str(data.get("solution", "")) if isinstance(data, dict) else ""
-            spec, dropped = await steps.agreed_tests(
-                spec, solution, services.limits(), services.sandbox_pool()
+            spec, dropped = await steps.agreed_tests(  # invented_task checked it is a dict
+                spec, str(data.get("solution", "")), services.limits(), services.sandbox_pool()
             )
             if dropped:
                 await metric(AGENT, "tests_dropped", dropped, task=spec.id)

@@ -215,6 +215,7 @@ def _records(rows: list[dict[str, Any]], solution: dict[str, Any], cycle: dict[s
     }
     failed = [r for r in rows if int(r["attempt"]) < meta["attempt"] and str(r["code"]).strip()]
     before = next((r for r in failed if int(r["attempt"]) == meta["attempt"] - 1), None)
+    hashes = {int(r["attempt"]): code_hash(str(r["code"])) for r in failed}
     if before is not None:
         out["repair"].append(
             {
@@ -225,12 +226,13 @@ def _records(rows: list[dict[str, Any]], solution: dict[str, Any], cycle: dict[s
                 "error_type": str(before["error_type"]),
                 "error": str(before["error"]),
                 "failing_attempt": int(before["attempt"]),
-                "failing_sha256": code_hash(str(before["code"])),
+                "failing_sha256": hashes[int(before["attempt"])],
                 **meta,
             }
         )
     for rejected in failed:
-        if code_hash(str(rejected["code"])) == meta["code_sha256"]:
+        rejected_sha256 = hashes[int(rejected["attempt"])]
+        if rejected_sha256 == meta["code_sha256"]:
             continue  # the same code failed once and passed later (a flaky test): no preference
         out["preference"].append(
             {
@@ -240,7 +242,7 @@ def _records(rows: list[dict[str, Any]], solution: dict[str, Any], cycle: dict[s
                 "rejected_attempt": int(rejected["attempt"]),
                 "rejected_status": str(rejected["status"]),
                 "rejected_error": str(rejected["error"]),
-                "rejected_sha256": code_hash(str(rejected["code"])),
+                "rejected_sha256": rejected_sha256,
                 **meta,
             }
         )

@@ -87,17 +87,15 @@ def write(out: Path, dataset: Dataset, format_name: str, card: str) -> list[Path
     """Write the format's files and the card into `out`, all of them or none; then remove the
     files an earlier export wrote there in other formats, so the folder is this export."""
     out.mkdir(parents=True, exist_ok=True)
-    files = [(out / f"{name}.{kind}", name, kind) for name, kind in FORMATS[format_name]]
-    files.append((out / "README.md", "", "card"))
     temporary = []
     try:
-        for path, name, kind in files:
+        for path in planned(out, format_name):
             part = path.with_name(f".{path.name}.partial")
             temporary.append((part, path))
-            if kind == "jsonl":
-                part.write_bytes(jsonl(dataset.records[name]))
-            elif kind == "parquet":
-                _parquet(name, dataset.records[name], part)
+            if path.suffix == ".jsonl":
+                part.write_bytes(jsonl(dataset.records[path.stem]))
+            elif path.suffix == ".parquet":
+                _parquet(path.stem, dataset.records[path.stem], part)
             else:
                 part.write_text(card, encoding="utf-8")
     except BaseException:

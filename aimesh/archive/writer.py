@@ -29,7 +29,9 @@ class CycleArchive:
         self.cycles = CsvArchive(tables_dir / "cycles.csv", CYCLE_COLUMNS, ("cycle_id",))
 
     def add(self, state: dict[str, Any], part: str, data: dict[str, Any]) -> Joined:
-        """Join one part and write the rows it completes; a duplicate changes nothing."""
+        """Join one part and write the rows it completes; a duplicate changes nothing. A part
+        that carries its task (a Solution does) is joined without it: the task part has it."""
+        data = {name: value for name, value in data.items() if name != "task"}
         if not CycleJoin.add(state, part, data["attempt"], data):
             return Joined(state, changed=False)
         rows = CycleJoin.complete_attempts(state)

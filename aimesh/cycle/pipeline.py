@@ -34,7 +34,6 @@ class Pipeline:
 
     def _record(self, state: dict[str, Any], part: str, data: dict[str, Any]) -> dict[str, Any]:
         """Persistence's join: add one part and write whatever rows it completes."""
-        data.pop("task", None)
         return self.archive.add(state, part, data).state
 
     async def cycle(self, task: Task) -> str:

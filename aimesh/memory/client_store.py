@@ -13,9 +13,7 @@ from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
 
-from aimesh.memory.store import Hit, mismatch
-
-INDEXED = ("cycle_id", "kind")
+from aimesh.memory.store import INDEXED, Hit, mismatch
 
 
 def _match(field: str, value: str) -> models.FieldCondition:
@@ -49,16 +47,27 @@ class ClientStore:
                 metadata={"embed_model": model, "dimension": dimension},
             )
         info = await self.client.get_collection(self.collection)
-        size = info.config.params.vectors.size  # type: ignore[union-attr]
-        owner = (info.config.metadata or {}).get("embed_model", model)
-        if size != dimension or owner != model:
-            raise mismatch(f"collection {self.collection!r}", size or 0, owner, model, dimension)
+        size, owner = self._owner_of(info, model)
+        if (size, owner) != (dimension, model):
+            raise mismatch(f"collection {self.collection!r}", size, owner, model, dimension)
         missing = set(INDEXED) - set(info.payload_schema or {}) if self._indexed else set()
         for field in sorted(missing):
             await self.client.create_payload_index(
                 self.collection, field, field_schema=models.PayloadSchemaType.KEYWORD
             )
         self._ready = True
+
+    @staticmethod
+    def _owner_of(info: models.CollectionInfo, default_model: str) -> tuple[int, str]:
+        """(dimension, embedding model) of a collection; one made before the model was
+        recorded counts as `default_model`'s."""
+        size = info.config.params.vectors.size or 0  # type: ignore[union-attr]
+        return size, str((info.config.metadata or {}).get("embed_model", default_model))
+
+    async def owner(self, default_model: str) -> tuple[int, str]:
+        """(dimension, embedding model) of the existing collection."""
+        info = await self.client.get_collection(self.collection)
+        return self._owner_of(info, default_model)
 
     async def upsert(self, point_id: str, vector: list[float], payload: dict[str, Any]) -> None:
         point = models.PointStruct(id=point_id, vector=vector, payload=payload)

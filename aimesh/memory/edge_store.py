@@ -34,14 +34,13 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from aimesh.memory.store import Hit, mismatch
+from aimesh.memory.store import INDEXED, Hit, mismatch
 
 OWNER_FILE = "aimesh-memory.json"  # which embedding model filled the folder
-INDEXED = ("cycle_id", "kind")
 
 
-def _only(field: str, value: str) -> Filter:
-    return Filter(must=[FieldCondition(key=field, match=MatchValue(value))])
+def _match(field: str, value: str) -> FieldCondition:
+    return FieldCondition(key=field, match=MatchValue(value))
 
 
 class EdgeStore:
@@ -56,19 +55,24 @@ class EdgeStore:
     def exists(self) -> bool:
         return (self.folder / OWNER_FILE).is_file()
 
+    def _owner_on_disk(self) -> tuple[int, str] | None:
+        """(dimension, embedding model) of the vectors in the folder; None before the first."""
+        if not self.exists():
+            return None
+        owner = json.loads((self.folder / OWNER_FILE).read_text())
+        return int(owner["dimension"]), str(owner["embed_model"])
+
     def _open(self, dimension: int, model: str) -> EdgeShard:
-        owner_file = self.folder / OWNER_FILE
-        if owner_file.is_file():
-            owner = json.loads(owner_file.read_text())
-            if (owner["dimension"], owner["embed_model"]) != (dimension, model):
-                raise mismatch(
-                    f"in {self.folder}", owner["dimension"], owner["embed_model"], model, dimension
-                )
+        owner = self._owner_on_disk()
+        if owner is not None:
+            if owner != (dimension, model):
+                raise mismatch(f"in {self.folder}", *owner, model, dimension)
             return EdgeShard.load(str(self.folder))
         config = EdgeConfig(vectors=EdgeVectorParams(size=dimension, distance=Distance.Cosine))
         shard = EdgeShard.create(str(self.folder), config)
         for field in INDEXED:
             shard.update(UpdateOperation.create_field_index(field, PayloadSchemaType.Keyword))
+        owner_file = self.folder / OWNER_FILE
         owner_file.write_text(json.dumps({"embed_model": model, "dimension": dimension}))
         return shard
 
@@ -94,11 +98,7 @@ class EdgeStore:
         await asyncio.to_thread(self._ready().update, operation)
 
     async def nearest(self, vector: list[float], k: int, exclude_cycle: str) -> list[Hit]:
-        others = (
-            Filter(must_not=[FieldCondition(key="cycle_id", match=MatchValue(exclude_cycle))])
-            if exclude_cycle
-            else None
-        )
+        others = Filter(must_not=[_match("cycle_id", exclude_cycle)]) if exclude_cycle else None
         request = QueryRequest(
             limit=k, query=Query.Nearest(vector), filter=others, with_payload=True
         )
@@ -107,11 +107,11 @@ class EdgeStore:
 
     async def count(self, kind: str) -> int:
         if self._shard is None:
-            if not self.exists():
+            owner = self._owner_on_disk()
+            if owner is None:
                 return 0
-            owner = json.loads((self.folder / OWNER_FILE).read_text())
-            await self.prepare(owner["dimension"], owner["embed_model"])
-        request = CountRequest(exact=True, filter=_only("kind", kind))
+            await self.prepare(*owner)
+        request = CountRequest(exact=True, filter=Filter(must=[_match("kind", kind)]))
         return int(await asyncio.to_thread(self._ready().count, request))
 
     async def close(self) -> None:

@@ -27,8 +27,7 @@ async def move_local_mode(legacy: Path, collection: str, into: EdgeStore, model:
         return 0
     old = ClientStore(lambda: AsyncQdrantClient(path=str(legacy)), collection, indexed=False)
     try:
-        info = await old.client.get_collection(collection)
-        owner = (info.config.metadata or {}).get("embed_model", model)
+        _, owner = await old.owner(model)
         if owner != model:
             log.warning(
                 "memory: %s holds vectors of %r, not of AIMESH_EMBED_MODEL=%r: not moved",

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+INDEXED = ("cycle_id", "kind")
+"""Payload fields every store indexes: recall leaves out one cycle's own memories, counts go by
+kind, and neither may scan every point."""
+
 
 class MemoryMismatchError(RuntimeError):
     """The store was filled by another embedding model or dimension."""

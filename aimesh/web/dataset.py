@@ -13,15 +13,15 @@ import pandas as pd
 from aimesh.archive.dataset import DATASETS, Dataset, Selection, build
 from aimesh.archive.export import jsonl
 
-_built: tuple[tuple[int, int, int, int], Dataset] | None = None
+_built: tuple[pd.DataFrame, pd.DataFrame, Dataset] | None = None
 
 
 def _dataset(cycles: pd.DataFrame, attempts: pd.DataFrame) -> Dataset:
+    """The archive reader hands out the same frames until a file changes: build once per pair."""
     global _built
-    version = (id(cycles), len(cycles), id(attempts), len(attempts))
-    if _built is None or _built[0] != version:
-        _built = (version, build(attempts, cycles, Selection()))
-    return _built[1]
+    if _built is None or _built[0] is not cycles or _built[1] is not attempts:
+        _built = (cycles, attempts, build(attempts, cycles, Selection()))
+    return _built[2]
 
 
 def exportable(cycles: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, Any]:
