@@ -247,6 +247,7 @@ def llm(args: argparse.Namespace) -> int:
     threads = settings.llm_threads
     serve(
         ["--host", args.host, "--port", str(args.port), "--models-dir", str(settings.models_dir)]
+        + ["--parallel", str(settings.llm_parallel)]
         + (["--threads", str(threads)] if threads else [])
     )
     return 0

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from aimesh.cycle.tasksource import HUMANEVAL, TaskSourceError, humaneval_path
-from aimesh.llm.catalog import DEFAULT_CHAT_MODEL
+from aimesh.llm.catalog import DEFAULT_CHAT_MODEL, DEFAULT_PARALLEL
 from aimesh.sandbox.limits import Limits
 from aimesh.sandbox.pool import PoolConfig
 
@@ -290,9 +290,13 @@ class Settings:
     )
     llm_threads: int | None = _variable(
         "AIMESH_LLM_THREADS", None, _at_least_one,
-        "llama.cpp threads of the embedded LLM server; use fewer when something else keeps the "
-        "cores busy",
-        "every core",
+        "llama.cpp threads of the embedded LLM server; by default it measures twice a second "
+        "and leaves the cores other processes keep busy",
+        "the cores left free",
+    )  # fmt: skip
+    llm_parallel: int = _variable(
+        "AIMESH_LLM_PARALLEL", DEFAULT_PARALLEL, _at_least_one,
+        "requests each model of the embedded LLM server decodes together, in shared batches",
     )  # fmt: skip
     llm_concurrency: int = _variable(
         "AIMESH_LLM_CONCURRENCY", 2, _at_least_one,

@@ -2,7 +2,10 @@
 
 import itertools
 
+import pandas as pd
+
 from aimesh.archive import ATTEMPT_COLUMNS, CYCLE_COLUMNS, CsvArchive, CycleJoin
+from aimesh.archive.csv_archive import csv_text
 from aimesh.archive.join import new_state
 
 
@@ -76,3 +79,21 @@ def test_a_file_with_older_columns_is_kept_aside_and_a_new_one_started(tmp_path)
     assert list(frame.columns) == list(ATTEMPT_COLUMNS) and list(frame["cycle_id"]) == ["new"]
     (aside,) = [p for p in tmp_path.iterdir() if p.name != "attempts.csv"]
     assert aside.read_text() == "cycle_id,attempt,code\nold,1,x = 1\n"
+
+
+def test_rows_are_written_as_pandas_writes_them_and_read_back_whole(tmp_path):
+    columns = ["cycle_id", "text", "score", "ok", "missing"]
+    rows = [
+        {"cycle_id": "a", "text": 'plain, with "quotes"\nand a newline', "score": 0.1, "ok": True},
+        {"cycle_id": "b", "text": "progress 10%\rprogress 100%", "score": float("nan")},
+        {"cycle_id": "c", "text": "", "score": 7, "ok": False, "missing": None},
+    ]
+    expected = pd.DataFrame(rows[:1], columns=columns).to_csv(index=False, lineterminator="\n")
+    assert csv_text(rows[:1], columns, header=True) == expected
+    archive = CsvArchive(tmp_path / "t.csv", columns, ["cycle_id"])
+    assert archive.append(rows) == 3
+    frame = archive.read()
+    assert list(frame["cycle_id"]) == ["a", "b", "c"]
+    assert list(frame["text"]) == [rows[0]["text"], rows[1]["text"], ""]
+    assert list(frame["score"]) == ["0.1", "", "7"]
+    assert list(frame["ok"]) == ["True", "", "False"]

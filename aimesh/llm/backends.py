@@ -7,7 +7,7 @@ tiny fakes and a different local model can be dropped in without touching the HT
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from aimesh.llm.catalog import ModelSpec
+from aimesh.llm.batch_engine import BatchEngine
+from aimesh.llm.catalog import DEFAULT_PARALLEL, ModelSpec
+from aimesh.llm.core_share import CoreShare
+from aimesh.llm.cpu_turns import CPU_TURNS
 from aimesh.llm.model_store import model_file
 
 DEFAULT_CONTEXT = 4096
@@ -110,14 +113,6 @@ def _file_info(path: Path, **details: str) -> ModelInfo:
     )
 
 
-def default_threads() -> int:
-    """Every core. Measured on 2 cores during `aimesh up --max-cycles 5`: 73 tokens/s with 2
-    threads against 47 with 1, since the mesh's other load comes in short bursts. Under a
-    sustained load beside it, 2 threads collapse (326 tokens not done in 6 minutes beside an
-    embedding loop, against 15 tokens/s with 1 thread): set AIMESH_LLM_THREADS then."""
-    return os.cpu_count() or 1
-
-
 def fit_messages(
     messages: list[dict[str, str]], count: Callable[[str], int], budget: int
 ) -> list[dict[str, str]]:
@@ -148,11 +143,12 @@ def fit_messages(
 
 
 class LlamaChat:
-    """A catalog model (aimesh/llm/catalog.py) through llama.cpp.
+    """A catalog model (aimesh/llm/catalog.py) through llama.cpp, several requests at once.
 
     Finding the file (which may mean joining and hashing its parts), the import and the load
     are all deferred to first use: startup stays instant, and the server module works with
-    other backends where llama-cpp-python is not built.
+    other backends where llama-cpp-python is not built. `complete` may be called from several
+    threads: the engine batches their decoding (aimesh/llm/batch_engine.py).
     """
 
     def __init__(
@@ -162,14 +158,17 @@ class LlamaChat:
         *,
         n_ctx: int = DEFAULT_CONTEXT,
         n_threads: int | None = None,
+        parallel: int = DEFAULT_PARALLEL,
     ) -> None:
         self.spec = spec
         self.name = spec.name
         self._models_dir = models_dir
         self._path: Path | None = None
         self._n_ctx = n_ctx
-        self._n_threads = n_threads or default_threads()
-        self._llm: Any = None
+        self._n_threads = n_threads
+        self._parallel = parallel
+        self._engine: BatchEngine | None = None
+        self._formatter: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -181,21 +180,18 @@ class LlamaChat:
     def load(self) -> int:
         """Load the model if needed; returns the nanoseconds spent, reported as `load_duration`."""
         with self._lock:
-            return self._load_locked()
-
-    def _load_locked(self) -> int:
-        if self._llm is not None:
-            return 0
-        from llama_cpp import Llama
-
-        start = time.perf_counter_ns()
-        self._llm = Llama(
-            model_path=str(self.path),
-            n_ctx=self._n_ctx,
-            n_threads=self._n_threads,
-            verbose=False,
-        )
-        return time.perf_counter_ns() - start
+            if self._engine is not None:
+                return 0
+            start = time.perf_counter_ns()
+            engine = BatchEngine(
+                self.path,
+                slots=self._parallel,
+                n_ctx=self._n_ctx,
+                share=CoreShare(fixed=self._n_threads),
+            )
+            self._formatter = chat_formatter(engine.model)
+            self._engine = engine
+            return time.perf_counter_ns() - start
 
     def complete(
         self,
@@ -207,40 +203,38 @@ class LlamaChat:
         temperature: float,
         seed: int | None,
     ) -> Completion:
-        response_format: dict[str, Any] | None = None
-        if schema is not None:
-            response_format = {"type": "json_object", "schema": schema}
-        elif json_mode:
-            response_format = {"type": "json_object"}
-        from llama_cpp import llama_perf_context, llama_perf_context_reset
-
-        with self._lock:
-            load_ns = self._load_locked()
-            reserve = min(max_tokens if max_tokens > 0 else self._n_ctx // 4, self._n_ctx // 2)
-            fitted = fit_messages(messages, self._count, self._n_ctx - reserve)
-            llama_perf_context_reset(self._llm.ctx)
-            result = self._llm.create_chat_completion(
-                messages=fitted,
-                response_format=response_format,
-                max_tokens=max_tokens if max_tokens > 0 else None,
-                temperature=temperature,
-                seed=seed,
-            )
-            perf = llama_perf_context(self._llm.ctx)
-        choice = result["choices"][0]
-        usage = result["usage"]
+        load_ns = self.load()
+        engine = self._engine
+        assert engine is not None
+        reserve = min(max_tokens if max_tokens > 0 else self._n_ctx // 4, self._n_ctx // 2)
+        fitted = fit_messages(messages, self._count, self._n_ctx - reserve)
+        prompt = self._formatter(messages=fitted).prompt
+        tokens = engine.model.tokenize(prompt.encode(), add_bos=False, special=True)
+        done = engine.submit(
+            tokens,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            grammar=json_grammar(schema, json_mode=json_mode),
+        ).result()
+        text = engine.model.detokenize(done.tokens).decode("utf-8", errors="ignore")
         return Completion(
-            text=choice["message"]["content"] or "",
-            prompt_tokens=usage["prompt_tokens"],
-            completion_tokens=usage["completion_tokens"],
-            done_reason=choice["finish_reason"] or "stop",
+            text=text,
+            prompt_tokens=done.prompt_tokens,
+            completion_tokens=len(done.tokens),
+            done_reason=done.done_reason,
             load_ns=load_ns,
-            prompt_eval_ns=int(perf.t_p_eval_ms * 1e6),
-            eval_ns=int(perf.t_eval_ms * 1e6),
+            prompt_eval_ns=done.prompt_eval_ns,
+            eval_ns=done.eval_ns,
         )
 
     def _count(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
+        assert self._engine is not None
+        return len(self._engine.model.tokenize(text.encode(), add_bos=False, special=True))
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
 
     def describe(self) -> ModelInfo:
         """The pinned facts: no need to hash the file again to report its digest."""
@@ -251,6 +245,27 @@ class LlamaChat:
             parameter_size=self.spec.parameter_size,
             quantization_level=self.spec.quantization,
         )
+
+
+def chat_formatter(model: Any) -> Any:
+    """The chat template the model's GGUF carries, as llama-cpp-python renders it."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    eos, bos = model.token_eos(), model.token_bos()
+    return Jinja2ChatFormatter(
+        template=model.metadata()["tokenizer.chat_template"],
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
+    )
+
+
+def json_grammar(schema: dict[str, Any] | None, *, json_mode: bool) -> str | None:
+    """The GBNF grammar of a JSON-schema `format`, or of any JSON for `format: "json"`."""
+    from llama_cpp import llama_grammar
+
+    if schema is not None:
+        return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
+    return llama_grammar.JSON_GBNF if json_mode else None
 
 
 class E5Embedder:
@@ -272,7 +287,7 @@ class E5Embedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._lock:
+        with self._lock, CPU_TURNS.turn():
             vectors = self._model.encode(list(texts), False)
         return vectors.reshape(len(texts), -1).tolist()
 

@@ -261,6 +261,9 @@ DEFAULT_CHAT_MODEL = QWEN_CODER_05B.name
 # On the embedded server the default chat model's failures are fixed by the 1.5B: over 20
 # HumanEval cycles, 0 of 21 fixes by the 0.5B passed and 4 of 21 by the 1.5B (docs/models.md).
 DEFAULT_FIX_MODEL = QWEN_CODER_15B.name
+DEFAULT_PARALLEL = 4
+"""Requests each served model decodes at once (the mesh's Consumer and Reviewer send 2 each):
+four shared 2 cores at 1.87x the tokens/s of one (bench/llm_serving.py)."""
 CATALOG: dict[str, ModelSpec] = {
     spec.name: spec for spec in (QWEN_CODER_05B, QWEN_CODER_15B, SMOLLM2_135M)
 }

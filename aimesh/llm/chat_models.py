@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from aimesh.llm.backends import DEFAULT_CONTEXT, ChatBackend, LlamaChat
-from aimesh.llm.catalog import CATALOG, UnknownModel, lookup
+from aimesh.llm.catalog import CATALOG, DEFAULT_PARALLEL, UnknownModel, lookup
 from aimesh.llm.model_store import missing_parts, require_installed
 
 
@@ -24,11 +24,13 @@ class ChatModels:
         *,
         n_ctx: int = DEFAULT_CONTEXT,
         n_threads: int | None = None,
+        parallel: int = DEFAULT_PARALLEL,
         fixed: tuple[ChatBackend, ...] = (),
     ) -> None:
         self.models_dir = models_dir
         self._n_ctx = n_ctx
         self._n_threads = n_threads
+        self._parallel = parallel
         self._fixed = fixed
         self._made: dict[str, ChatBackend] = {}
         self._lock = threading.Lock()
@@ -55,7 +57,11 @@ class ChatModels:
             if spec.name not in self._made:
                 require_installed(spec)
                 self._made[spec.name] = LlamaChat(
-                    spec, self.models_dir, n_ctx=self._n_ctx, n_threads=self._n_threads
+                    spec,
+                    self.models_dir,
+                    n_ctx=self._n_ctx,
+                    n_threads=self._n_threads,
+                    parallel=self._parallel,
                 )
             return self._made[spec.name]
 

@@ -34,7 +34,7 @@ from aimesh.llm.backends import (
     ModelInfo,
     TokenCounter,
 )
-from aimesh.llm.catalog import UnknownModel
+from aimesh.llm.catalog import DEFAULT_PARALLEL, UnknownModel
 from aimesh.llm.chat_models import ChatModels
 from aimesh.llm.model_store import ModelNotInstalled
 from aimesh.llm.pull import pull_events
@@ -48,6 +48,9 @@ _CHAT_KEY = web.AppKey("chat", ChatModels)
 _EMBED_KEY = web.AppKey("embedder", EmbedBackend)
 _POOLS_KEY = web.AppKey("pools", dict[str, ThreadPoolExecutor])
 _NDJSON = "application/x-ndjson"
+CHAT_CALLS_AT_ONCE = 16
+"""Chat calls handed to the backends together; a llama.cpp model batches up to its `parallel`
+requests and queues the rest, so more threads here only wait there."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -159,10 +162,11 @@ def _prompt_messages(body: dict[str, Any]) -> list[dict[str, str]]:
 async def _off_loop(
     request: web.Request, lane: str, fn: Callable[..., T], *args: Any, **kwargs: Any
 ) -> T:
-    """Run blocking model work on the backend's own single thread.
+    """Run blocking model work on the lane's own threads.
 
-    One lane per backend keeps the event loop free, serialises calls into the non-re-entrant
-    models, and stops a queue of chats from starving embeddings of shared pool threads.
+    One lane per kind of model keeps the event loop free and stops a queue of chats from
+    starving embeddings of pool threads. The embed lane has one thread (the embedder is not
+    re-entrant); the chat lane has several, since a chat model batches concurrent calls.
     """
     pool = request.app[_POOLS_KEY][lane]
     return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
@@ -388,8 +392,8 @@ def build_app(chat: ChatModels | ChatBackend, embedder: EmbedBackend) -> web.App
     app[_CHAT_KEY] = chat if isinstance(chat, ChatModels) else ChatModels.fixed(chat)
     app[_EMBED_KEY] = embedder
     app[_POOLS_KEY] = {
-        lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ollama-{lane}")
-        for lane in ("chat", "embed")
+        lane: ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"ollama-{lane}")
+        for lane, width in (("chat", CHAT_CALLS_AT_ONCE), ("embed", 1))
     }
     app.on_shutdown.append(_shutdown_pools)
     app.router.add_get("/", _root)
@@ -437,10 +441,25 @@ def main(argv: list[str] | None = None) -> None:
         "--models-dir", type=Path, default=Path(".aimesh/models"), help="where models are joined"
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="llama.cpp threads (default: every core)"
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp threads (default: the cores other processes leave free)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help="requests one model decodes at once, in shared batches",
     )
     args = parser.parse_args(argv)
-    models = ChatModels(args.models_dir, n_ctx=args.n_ctx, n_threads=args.threads)
+    for flag in ("threads", "parallel", "n_ctx"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    models = ChatModels(
+        args.models_dir, n_ctx=args.n_ctx, n_threads=args.threads, parallel=args.parallel
+    )
     app = build_app(models, E5Embedder())
     asyncio.run(_serve_until_signalled(app, args.host, args.port))
     # A generation already running in a worker thread cannot be interrupted, and the interpreter
