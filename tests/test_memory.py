@@ -1,6 +1,7 @@
 """Memory round trip through the real client stack: Ollama's embed API, then Qdrant's embedded
 engine; and the move of an older version's memory (qdrant-client's local mode) into it."""
 
+import asyncio
 import logging
 
 import pytest
@@ -116,3 +117,45 @@ async def test_an_older_memory_of_another_model_is_left_where_it_is(llm, tmp_pat
     await memory.close()
     assert "holds vectors of 'older-embedder'" in caplog.text and "not moved" in caplog.text
     assert (tmp_path / "qdrant").is_dir()
+
+
+async def test_an_error_text_is_embedded_once_for_its_failure_its_fix_and_its_lesson(llm, tmp_path):
+    asked: list[str] = []
+    gate = asyncio.Event()
+
+    async def counted(texts: list[str]) -> list[list[float]]:
+        asked.extend(texts)
+        await gate.wait()
+        return await llm.embed(texts)
+
+    memory = open_memory(counted, EMBED_MODEL, url=None, path=tmp_path / "q")
+    error = "AssertionError: assert add(1, 2) == 3"
+    failure = asyncio.ensure_future(
+        memory.remember(FAILURE, cycle_id="c1", attempt=1, task="add", code="a - b", error=error)
+    )
+    recall = asyncio.ensure_future(memory.recall(error, k=3, exclude_cycle="c1"))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await failure
+    assert await recall == []
+    await memory.remember(LESSON, cycle_id="c1", attempt=2, task="add", code="a + b", error=error)
+    assert asked == [error], "the recall while the failure was embedded shared its vector"
+    await memory.recall("IndexError: list index out of range", k=1)
+    assert asked == [error, "IndexError: list index out of range"]
+
+    failing = open_memory(llm.embed, EMBED_MODEL, url=None, path=tmp_path / "r")
+    calls = 0
+
+    async def flaky(texts: list[str]) -> list[list[float]]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("embedder away")
+        return await llm.embed(texts)
+
+    failing._embed = flaky
+    with pytest.raises(ConnectionError):
+        await failing.recall(error, k=1)
+    assert await failing.recall(error, k=1) == [], "a failed embedding is not kept"
+    await memory.close()
+    await failing.close()

@@ -86,7 +86,7 @@ async def on_solution(solution: Solution) -> None:
     await log_event(AGENT, note, cycle_id=solution.cycle_id)
 
 
-@app.agent(solutions_topic)
+@app.agent(solutions_topic, concurrency=settings.sandbox_pool_config().servers)
 async def sandbox(stream: StreamT[Solution]) -> None:
     async for message in stream.events():
         await handle(AGENT, message, on_solution)

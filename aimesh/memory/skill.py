@@ -8,6 +8,8 @@ error (MemoryMismatchError) instead of returning nonsense neighbours.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from aimesh.memory.store import VectorStore
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 
 MAX_PROMPT_CODE = 600
+VECTORS_KEPT = 256
+"""Recent texts whose vectors are kept: about 1.5 MB of 384-dimension vectors."""
 FAILURE = "failure"
 LESSON = "lesson"
 _NAMESPACE = uuid.UUID("5f0c1b7e-8a52-4c35-9b8e-4c0d7a1e2b11")
@@ -62,9 +66,36 @@ class MemorySkill:
         self.model = model
         self._setup = setup  # once, before the store is first prepared (moving older memories)
         self._ready = False
+        self._vectors: collections.OrderedDict[str, asyncio.Future[list[float]]] = (
+            collections.OrderedDict()
+        )
+
+    async def _embedded(self, text: str) -> list[float]:
+        """The text's vector, computed once for texts seen lately.
+
+        A failure's error text is embedded when it is stored, again as the fix attempt's recall
+        query, and a third time when a passing fix stores its lesson: the same text, in the
+        same worker (a cycle stays on one partition). The later ones, even while the first is
+        still being computed, share its answer; a failed embedding is not kept.
+        """
+        pending = self._vectors.get(text)
+        if pending is None:
+            pending = asyncio.ensure_future(self._embed([text]))
+            self._vectors[text] = pending
+            while len(self._vectors) > VECTORS_KEPT:
+                self._vectors.popitem(last=False)
+        else:
+            self._vectors.move_to_end(text)
+        try:
+            (vector,) = await asyncio.shield(pending)
+        except BaseException:
+            if self._vectors.get(text) is pending and pending.done():
+                del self._vectors[text]
+            raise
+        return vector
 
     async def _vector(self, text: str) -> list[float]:
-        (vector,) = await self._embed([text])
+        vector = await self._embedded(text)
         if not self._ready:
             if self._setup is not None:
                 await self._setup()

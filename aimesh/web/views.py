@@ -5,22 +5,23 @@ Every list is paged or capped, and a bad query parameter is a 400 that says what
 
 from __future__ import annotations
 
-import collections
 import time
 from pathlib import Path
 from typing import Any
 
-from faust import StreamT, web
+from faust import web
 
 from aimesh import services
 from aimesh.app import app, settings
-from aimesh.cycle.records import TELEMETRY_TYPES, Telemetry
-from aimesh.topics import telemetry_topic
+from aimesh.cycle.records import TELEMETRY_TYPES
+from aimesh.settings import bootstrap_servers
+from aimesh.topics import TELEMETRY
 from aimesh.web.cycles import cycle_detail, cycles_page, latest_retrievals
 from aimesh.web.dataset import exportable, sft_jsonl
 from aimesh.web.series import time_series
 from aimesh.web.status import memory_state, parts
 from aimesh.web.summary import summarize
+from aimesh.web.telemetry_tail import TelemetryTail
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 # The dashboard's own files, by name: nothing else under web/ is served.
@@ -31,7 +32,7 @@ STATIC = {
 }
 MAX_LIMIT = 1000
 _started = time.time()
-recent_telemetry: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LIMIT)
+telemetry_tail = TelemetryTail(MAX_LIMIT)
 
 
 class BadRequest(ValueError):
@@ -54,11 +55,11 @@ def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | 
     return raw
 
 
-@app.agent(telemetry_topic, name="telemetry_feed")
-async def telemetry_feed(stream: StreamT[Telemetry]) -> None:
-    """Keep the latest telemetry of this worker's partitions in memory for the views."""
-    async for record in stream:
-        recent_telemetry.append(record.asdict())
+@app.task
+async def follow_telemetry() -> None:
+    """Keep the mesh's latest telemetry in memory for the views (aimesh/web/telemetry_tail.py)."""
+    servers = [f"{host}:{port}" for host, port in bootstrap_servers(settings.broker)]
+    await telemetry_tail.follow(servers, TELEMETRY, client_id=f"{app.conf.id}-telemetry-tail")
 
 
 class JsonView(web.View):
@@ -151,10 +152,11 @@ class Series(JsonView):
 
 @app.page("/api/telemetry")
 class TelemetryView(JsonView):
-    """`?limit=N&agent=A&type=T`: the newest events of this worker, filtered."""
+    """`?limit=N&agent=A&type=T`: the newest events of the mesh, filtered."""
 
     async def answer(self, request: web.Request, **params: Any) -> dict[str, Any]:
         limit = _whole(request, "limit", 100, 1, MAX_LIMIT)
+        recent_telemetry = telemetry_tail.records()
         agents = tuple(sorted({*app.agents, *(e["agent"] for e in recent_telemetry)}))
         agent = _choice(request, "agent", agents)
         kind = _choice(request, "type", TELEMETRY_TYPES)
