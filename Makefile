@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/mesh_throughput.py
 	$(PY) bench/sandbox_bench.py
 	$(PY) bench/memory_bench.py
+	$(PY) bench/llm_serving.py
 
 clean:
 	rm -rf $(VENV) .aimesh

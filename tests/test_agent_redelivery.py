@@ -8,6 +8,7 @@ The broker-backed tests (test_mesh, test_faults) run the same paths end to end.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,6 +181,30 @@ async def test_sandbox_skips_an_older_attempt_and_any_after_the_end(judging: Cap
         "skipped redelivered attempt 1",
         "skipped redelivered attempt 3",
     ]
+
+
+async def test_sandbox_judges_two_copies_arriving_together_once(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At concurrency 2 both copies can be in hand before either decision is recorded."""
+    release = asyncio.Event()
+
+    async def slow_judge(solution: Solution) -> None:
+        captured.calls.append(("judge", solution))
+        await release.wait()
+        sandbox.retry_budget[solution.cycle_id] = _decided(solution.attempt, "passed")
+
+    monkeypatch.setattr(sandbox, "judge", slow_judge)
+    monkeypatch.setattr(sandbox, "_send", lambda cycle_id, state: _sent(captured, state))
+    solution = solution_for(new_task("[pass]"), 1)
+    first = asyncio.ensure_future(sandbox.on_solution(solution))
+    await asyncio.sleep(0)
+    await sandbox.on_solution(solution)
+    release.set()
+    await first
+    assert [s.attempt for s in captured.named("judge")] == [1]
+    assert captured.named("log") == ["skipped redelivered attempt 1"]
+    assert sandbox._judging == set()
 
 
 # ---------------------------------------------------------------- Reviewer

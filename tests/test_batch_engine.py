@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aimesh.llm.backends import LlamaChat, chat_formatter, json_grammar
-from aimesh.llm.batch_engine import BatchEngine, Generated
+from aimesh.llm.batch_engine import BatchEngine, Generated, common_prefix
 from aimesh.llm.catalog import lookup
 from aimesh.llm.core_share import CoreShare
 from aimesh.llm.model_store import model_file
@@ -75,8 +76,10 @@ def test_concurrent_requests_share_decodes_and_answer_as_they_would_alone(
     finally:
         engine.close()
     assert [d.tokens for d in together] == [d.tokens for d in alone]
+    head = common_prefix(prompt(engine, QUESTIONS[0]), prompt(engine, QUESTIONS[1]))
+    assert together[0].reused_tokens == 0
     for done in together:
-        assert done.reused_tokens == 0
+        assert done.reused_tokens <= head  # at most the system prompt, from a slot beside it
         assert len(done.tokens) <= 12 and done.done_reason in ("stop", "length")
 
 
@@ -95,6 +98,32 @@ def test_a_cached_prefix_is_not_evaluated_again(engine: BatchEngine) -> None:
         shared += 1
     assert other.reused_tokens == shared > 60
     assert other.prompt_tokens == len(other_tokens)
+
+
+def test_a_busy_slots_cached_head_is_shared_with_a_new_request(model_path: Path) -> None:
+    engine = new_engine(model_path, slots=2)
+    try:
+        system = "You answer questions about Python in one short sentence. " * 8
+        first_tokens = prompt(engine, "Write a long story about lists.", system)
+        second_tokens = prompt(engine, QUESTIONS[1], system)
+        first = engine.submit(first_tokens, max_tokens=80, temperature=0.0, seed=1, grammar=None)
+        for _ in range(600):
+            if engine.widest_step:  # the first is generating: its prompt is in the cache
+                break
+            time.sleep(0.01)
+        second = greedy(engine, second_tokens)
+        assert not first.done(), "the second request ran beside the first"
+        alone = new_engine(model_path, slots=1)
+        try:
+            alone_answer = greedy(alone, second_tokens)
+        finally:
+            alone.close()
+        shared = common_prefix(first_tokens, second_tokens)
+        assert second.reused_tokens == shared > 60
+        assert second.tokens == alone_answer.tokens
+        first.result(timeout=120)
+    finally:
+        engine.close()
 
 
 def test_max_tokens_stops_with_length_and_the_end_token_with_stop(engine: BatchEngine) -> None:
@@ -164,6 +193,28 @@ def test_closing_fails_the_requests_still_queued(model_path: Path) -> None:
         queued.result(timeout=120)
     with pytest.raises(RuntimeError, match="stopping"):
         long.result(timeout=120)
+    with pytest.raises(RuntimeError, match="stopping"):
+        engine.submit(prompt(engine, "hi"), max_tokens=1, temperature=0.0, seed=1, grammar=None)
+
+
+def test_a_request_cancelled_while_it_waits_is_skipped(model_path: Path) -> None:
+    engine = new_engine(model_path, slots=1)
+    try:
+        first = engine.submit(
+            prompt(engine, "Count to twenty."), max_tokens=40, temperature=0.0, seed=1, grammar=None
+        )
+        waiting = engine.submit(
+            prompt(engine, "Say yes."), max_tokens=3, temperature=0.0, seed=1, grammar=None
+        )
+        assert waiting.cancel()
+        after = engine.submit(
+            prompt(engine, "Say no."), max_tokens=3, temperature=0.0, seed=1, grammar=None
+        )
+        assert first.result(timeout=120).tokens
+        assert after.result(timeout=120).tokens
+        assert waiting.cancelled()
+    finally:
+        engine.close()
 
 
 def test_the_chat_backend_reports_ollama_counts(model_path: Path) -> None:

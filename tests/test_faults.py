@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from aimesh.embedded.broker import start_tansu
@@ -143,8 +144,9 @@ def _split(run: MeshRun, first: Worker, second: Worker) -> bool:
 
 
 def _chats(worker: Worker) -> int:
-    """How many chats this worker has had with the LLM (all its lives), from its request log."""
-    return worker.log.read_text(errors="replace").count("/api/chat")
+    """How many chats this worker's current life has had with the LLM (its status view)."""
+    status = httpx.get(f"{worker.web}/api/status", timeout=10).json()
+    return int(status["parts"]["llm"]["calls"].get("chat", 0))
 
 
 @pytest.mark.kafka

@@ -209,6 +209,7 @@ def test_json_views_report_the_run(worker, broker_url):
     status = httpx.get(f"{web_}/api/status").json()
     assert status["parts"]["broker"]["embedded"] is False
     assert status["parts"]["broker"]["reachable"] and status["parts"]["llm"]["reachable"]
+    assert status["parts"]["llm"]["calls"]["chat"] >= 2 and status["parts"]["llm"]["calls"]["embed"]
     assert status["parts"]["memory"]["error"] == ""
     assert {"rlimits", "seccomp", "landlock-fs"} <= set(status["parts"]["sandbox"]["layers"])
     assert status["parts"]["memory"]["counts"]["failure"] >= 1

@@ -9,6 +9,10 @@ and sent inside one commit-barrier section: a redelivered solution gets the same
 task again (which the agents downstream ignore as duplicates) instead of a second, possibly
 different, judgement. In exactly-once mode the decision and its outputs were committed in one
 transaction, so a decided attempt is only skipped: sending again would commit a duplicate.
+
+The agent judges as many solutions at once as it has fork servers. Two copies of one attempt can
+then arrive together (a producer's retry), before either is recorded: the attempts being judged
+are kept in memory too, and a copy of one of them is skipped.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from aimesh.stream.telemetry import event, log_event, metric
 from aimesh.topics import failed_topic, solutions_topic, tasks_topic, verified_topic
 
 AGENT = "sandbox"
+_judging: set[tuple[str, int]] = set()
 
 retry_budget = cast(
     DurableTable, app.Table("retry_budget", default=dict, partitions=settings.partitions)
@@ -73,10 +78,15 @@ async def judge(solution: Solution) -> None:
 
 
 async def on_solution(solution: Solution) -> None:
+    attempt = (solution.cycle_id, solution.attempt)
     state = retry_budget[solution.cycle_id]
     last = state.get("last_attempt", 0)
-    if solution.attempt > last and not state.get("outcome"):
-        await judge(solution)
+    if solution.attempt > last and not state.get("outcome") and attempt not in _judging:
+        _judging.add(attempt)
+        try:
+            await judge(solution)
+        finally:
+            _judging.discard(attempt)
         return
     if solution.attempt == last and not settings.exactly_once:
         await _send(solution.cycle_id, state)

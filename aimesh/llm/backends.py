@@ -189,7 +189,11 @@ class LlamaChat:
                 n_ctx=self._n_ctx,
                 share=CoreShare(fixed=self._n_threads),
             )
-            self._formatter = chat_formatter(engine.model)
+            try:
+                self._formatter = chat_formatter(engine.model)
+            except Exception:
+                engine.close()
+                raise
             self._engine = engine
             return time.perf_counter_ns() - start
 

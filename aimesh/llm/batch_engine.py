@@ -3,12 +3,16 @@
 A CPU decodes one token of four sequences in little more time than one token of one: the
 weights are read once per step either way (measured with Qwen2.5-Coder-0.5B on 2 cores: 31
 tokens/s alone, 60 tokens/s in all for four). So the engine keeps `slots` sequences in one
-context, each with its own KV stream, and every step decodes one token of each generating slot
-plus a chunk of any prompt still being read.
+context, and every step decodes one token of each generating slot plus a chunk of any prompt
+still being read. The slots share one KV cache (`kv_unified`): with a cache per slot, llama.cpp
+decodes only consecutive slot numbers together, and two requests in slots 0 and 2 ran at 29
+tokens/s in all instead of 43. The shared cache costs a single stream about 5% when the idle
+slots hold 3,000 cached tokens.
 
 A slot keeps its KV cache after its request ends. A new request goes to the free slot whose cache
-shares the longest prefix with its prompt (the system prompt, a task being fixed again), and only
-the rest of the prompt is evaluated.
+shares the longest prefix with its prompt (the system prompt, a task being fixed again), or
+shares the longer head of another slot's cache, busy or not, which costs no copy in a shared
+cache; only the rest of the prompt is evaluated.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ class BatchEngine:
         params.n_ctx = n_ctx * slots
         params.n_seq_max = slots
         params.n_batch = params.n_ubatch = BATCH_TOKENS
-        params.kv_unified = False
+        params.kv_unified = True  # any set of slots decodes in one pass; heads can be shared
         params.n_threads = params.n_threads_batch = share.threads()
         self._threads = params.n_threads
         self._context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
@@ -112,6 +116,8 @@ class BatchEngine:
         self._slots = [_Slot(seq) for seq in range(slots)]
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._waiting: list[_Job] = []
+        self._closing = threading.Lock()
+        self._closed = False
         self.widest_step = 0
         """The most sequences one decode has generated for so far: batching, observed."""
         self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
@@ -132,28 +138,36 @@ class BatchEngine:
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"a prompt of {len(prompt)} tokens does not fit {self.n_ctx}")
         job = _Job(prompt, max_tokens, temperature, seed, grammar)
-        self._jobs.put(job)
+        with self._closing:
+            if self._closed:
+                raise RuntimeError("the model server is stopping")
+            self._jobs.put(job)
         return job.future
 
     def close(self) -> None:
-        """Stop decoding; requests still queued fail."""
+        """Stop decoding; requests still queued or running fail."""
         self._jobs.put(None)
         self._thread.join(timeout=30)
 
     # The decoding thread.
 
     def _run(self) -> None:
-        while True:
-            idle = not self._waiting and not any(slot.job for slot in self._slots)
-            if not self._collect(block=idle):
-                self._fail_all(RuntimeError("the model server is stopping"))
-                return
-            self._admit()
-            try:
-                self._step()
-            except Exception as exc:  # a failed decode must not leave requests waiting forever
-                log.exception("decoding failed")
-                self._fail_active(exc)
+        try:
+            while True:
+                idle = not self._waiting and not any(slot.job for slot in self._slots)
+                if not self._collect(block=idle):
+                    return
+                try:
+                    self._admit()
+                    self._step()
+                except Exception as exc:  # a failed decode must not leave requests waiting
+                    log.exception("decoding failed")
+                    self._fail_active(exc)
+        finally:
+            with self._closing:
+                self._closed = True
+            self._fail_all(RuntimeError("the model server is stopping"))
+            self._lib.llama_batch_free(self._batch)
 
     def _collect(self, *, block: bool) -> bool:
         """Move every queued job to the waiting list; False once `close` asked to stop."""
@@ -176,6 +190,8 @@ class BatchEngine:
             if not free:
                 return
             job = self._waiting.pop(0)
+            if not job.future.set_running_or_notify_cancel():
+                continue  # the caller gave up while it waited
             slot = max(free, key=lambda s: common_prefix(s.cached, job.prompt))
             try:
                 sampler = TokenSampler(
@@ -186,15 +202,30 @@ class BatchEngine:
                     grammar=job.grammar,
                 )
             except ValueError as exc:
-                job.future.set_exception(exc)
+                job.future.set_exception(exc)  # running since admitted: never cancelled now
                 continue
-            keep = min(common_prefix(slot.cached, job.prompt), len(job.prompt) - 1)
-            self._lib.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
-            slot.cached = slot.cached[:keep]
+            keep = self._reuse_prefix(slot, job.prompt)
             slot.job, slot.sampler, slot.reused = job, sampler, keep
             slot.pending = job.prompt[keep:]
             slot.output = []
             slot.started_ns, slot.first_token_ns = time.perf_counter_ns(), 0
+
+    def _reuse_prefix(self, slot: _Slot, prompt: list[int]) -> int:
+        """Keep the longest head of `prompt` already in a cache, this slot's or, shared, any
+        other slot's (busy ones too: their head does not change); return its length."""
+        limit = len(prompt) - 1  # the last prompt token is evaluated again, for its logits
+        keep = min(common_prefix(slot.cached, prompt), limit)
+        donor = max(self._slots, key=lambda other: common_prefix(other.cached, prompt))
+        shared = min(common_prefix(donor.cached, prompt), limit)
+        memory, lib = self._memory, self._lib
+        if donor is not slot and shared > keep:
+            lib.llama_memory_seq_rm(memory, slot.seq, -1, -1)
+            lib.llama_memory_seq_cp(memory, donor.seq, slot.seq, 0, shared)
+            slot.cached, keep = prompt[:shared], shared
+        else:
+            lib.llama_memory_seq_rm(memory, slot.seq, keep, -1)
+            slot.cached = slot.cached[:keep]
+        return keep
 
     def _step(self) -> None:
         """One decode: a token of every generating slot, then prompt chunks to fill the batch."""
@@ -289,10 +320,24 @@ class BatchEngine:
                 self._lib.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
                 slot.cached = []
                 self._release(slot)
-                job.future.set_exception(exc)
+                _fail(job, exc)
 
     def _fail_all(self, exc: Exception) -> None:
+        """Fail every request: running, waiting, and still in the queue."""
         self._fail_active(exc)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self._waiting.append(job)
         for job in self._waiting:
-            job.future.set_exception(exc)
+            _fail(job, exc)
         self._waiting.clear()
+
+
+def _fail(job: _Job, exc: Exception) -> None:
+    """Fail a request unless its caller already cancelled it."""
+    if job.future.running() or job.future.set_running_or_notify_cancel():
+        job.future.set_exception(exc)

@@ -8,6 +8,7 @@ the outage starts and once when it ends, with its length), and one error type.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import time
@@ -21,7 +22,8 @@ import ollama
 DEFAULT_HOST = "http://127.0.0.1:11434"
 logging.getLogger("httpx").setLevel(logging.WARNING)
 """httpx logs every request at INFO: a fifth of a worker's log lines, and about 2% of its time
-under bench/mesh_throughput.py. Failures still reach the log through this client's errors."""
+under bench/mesh_throughput.py. Failures still reach the log through this client's errors, and
+the status view counts the calls (`LLM.calls`)."""
 
 
 class LLMError(RuntimeError):
@@ -68,6 +70,8 @@ class LLM:
         self.on_outage = on_outage
         self._down_since: float | None = None
         self._client = ollama.AsyncClient(host=self.host, timeout=timeout)
+        self.calls: collections.Counter[str] = collections.Counter()
+        """Answered calls by kind (`chat`, `embed`), for the status view."""
 
     async def chat(
         self,
@@ -88,6 +92,7 @@ class LLM:
             format=schema,
             options={"num_predict": max_tokens, "temperature": temperature},
         )
+        self.calls["chat"] += 1
         return ChatResult(
             text=response.message.content or "",
             model=response.model or model,
@@ -98,6 +103,7 @@ class LLM:
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         response = await self._retrying(self._client.embed, model=self.embed_model, input=texts)
+        self.calls["embed"] += 1
         return [list(vector) for vector in response.embeddings]
 
     async def _retrying(self, call: Any, **kwargs: Any) -> Any:

@@ -66,7 +66,7 @@ class MemorySkill:
         self.model = model
         self._setup = setup  # once, before the store is first prepared (moving older memories)
         self._ready = False
-        self._vectors: collections.OrderedDict[str, asyncio.Future[list[float]]] = (
+        self._vectors: collections.OrderedDict[str, asyncio.Future[list[list[float]]]] = (
             collections.OrderedDict()
         )
 
@@ -82,17 +82,17 @@ class MemorySkill:
         if pending is None:
             pending = asyncio.ensure_future(self._embed([text]))
             self._vectors[text] = pending
+            pending.add_done_callback(lambda done: self._forget_failed(text, done))
             while len(self._vectors) > VECTORS_KEPT:
                 self._vectors.popitem(last=False)
         else:
             self._vectors.move_to_end(text)
-        try:
-            (vector,) = await asyncio.shield(pending)
-        except BaseException:
-            if self._vectors.get(text) is pending and pending.done():
-                del self._vectors[text]
-            raise
+        (vector,) = await asyncio.shield(pending)
         return vector
+
+    def _forget_failed(self, text: str, done: asyncio.Future[list[list[float]]]) -> None:
+        if (done.cancelled() or done.exception() is not None) and self._vectors.get(text) is done:
+            del self._vectors[text]
 
     async def _vector(self, text: str) -> list[float]:
         vector = await self._embedded(text)

@@ -69,6 +69,7 @@ async def llm_state() -> dict[str, Any]:
         "reachable": await _http_reachable(f"{host}/api/tags"),
         "chat_model": settings.chat_model,
         "embed_model": settings.embed_model,
+        "calls": dict(services.llm().calls),
     }
 
 

@@ -5,8 +5,8 @@ anyone looked or not: about 4 ms of a worker's CPU per cycle under bench/mesh_th
 sixth of all its work (46.5 against 42.8 cycles/s without it). The tail reads the topic's batches
 with a plain consumer outside the consumer group and keeps the values as bytes; a record is
 decoded when a view first asks for it. It follows every partition, so each worker's dashboard
-shows the whole mesh, and starts `keep` records before each partition's end, so a dashboard
-opened on a new worker shows what just happened.
+shows the whole mesh, and starts a share of `keep` records before each partition's end, so a
+dashboard opened on a new worker shows what just happened.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ def decoded(raw: bytes) -> dict[str, Any] | None:
     return record
 
 
+def _timestamp(record: dict[str, Any]) -> float:
+    stamp = record["timestamp"]
+    return float(stamp) if isinstance(stamp, int | float) else 0.0
+
+
 class TelemetryTail:
     """The last `keep` records, oldest first; each decoded once, on first read."""
 
@@ -54,7 +59,8 @@ class TelemetryTail:
             self._entries.append([raw, None])
 
     def records(self) -> list[dict[str, Any]]:
-        """Every kept record that decodes, oldest first."""
+        """Every kept record that decodes, oldest first by its timestamp (partitions are read
+        one batch after another, so arrival order mixes them)."""
         kept = []
         for entry in list(self._entries):
             if entry[1] is None and entry[0] is not None:
@@ -63,6 +69,7 @@ class TelemetryTail:
                 self.undecodable += entry[1] is None
             if entry[1] is not None:
                 kept.append(entry[1])
+        kept.sort(key=_timestamp)
         return kept
 
     async def follow(self, servers: list[str], topic: str, *, client_id: str) -> None:
@@ -83,14 +90,16 @@ class TelemetryTail:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=servers, group_id=None, enable_auto_commit=False, client_id=client_id
         )
-        await consumer.start()
         partitions = [TopicPartition(topic, number) for number in numbers]
-        consumer.assign(partitions)  # at once: aiokafka 0.14 hangs stopping an unassigned one
         try:
+            await consumer.start()
+            consumer.assign(partitions)  # at once: aiokafka 0.14 hangs stopping an unassigned one
             starts = await consumer.beginning_offsets(partitions)
             ends = await consumer.end_offsets(partitions)
+            share = -(-self.keep // len(partitions))
             for partition in partitions:
-                consumer.seek(partition, max(starts[partition], ends[partition] - self.keep))
+                consumer.seek(partition, max(starts[partition], ends[partition] - share))
+            self._entries.clear()  # read again from there, after a reconnect too
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=self.keep)
                 for records in batches.values():
