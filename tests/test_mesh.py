@@ -7,6 +7,7 @@ meets an external Kafka cluster) and a scripted LLM behind Ollama's HTTP API.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -188,6 +189,10 @@ def test_telemetry_follows_the_seed_schema(worker, broker_url):
     assert {"llm_latency_ms", "completion_tokens", "sandbox_ms", "retry"} <= names
 
 
+def telemetry(web_: str, **params: object) -> list[dict]:
+    return httpx.get(f"{web_}/api/telemetry", params=params).json()["events"]
+
+
 def test_json_views_report_the_run(worker, broker_url):
     for marker in ("[pass]", "[fix]"):
         worker.wait_cycle(send(worker, broker_url, new_task(marker)))
@@ -201,7 +206,9 @@ def test_json_views_report_the_run(worker, broker_url):
     assert first["total"] >= 2 and first["next"] == first["total"] - 1
     second = httpx.get(f"{web_}/api/cycles", params={"limit": 1, "before": first["next"]}).json()
     assert second["cycles"][0]["cycle_id"] != first["cycles"][0]["cycle_id"]
-    events = httpx.get(f"{web_}/api/telemetry", params={"limit": 5}).json()["events"]
+    deadline = time.monotonic() + 15  # the tail fetches once a second
+    while not (events := telemetry(web_, limit=5)) and time.monotonic() < deadline:
+        time.sleep(0.3)
     assert 0 < len(events) <= 5
     metrics = httpx.get(f"{web_}/api/telemetry", params={"agent": "sandbox", "type": "metric"})
     assert metrics.json()["events"]
