@@ -204,7 +204,7 @@ async def test_sandbox_judges_two_copies_arriving_together_once(
     await first
     assert [s.attempt for s in captured.named("judge")] == [1]
     assert captured.named("log") == ["skipped redelivered attempt 1"]
-    assert sandbox._judging == set()
+    assert len(sandbox._judging) == 0
 
 
 # ---------------------------------------------------------------- Reviewer

@@ -6,7 +6,7 @@ commit lands between the two (see `aimesh.stream.commit_barrier`). A crash befor
 means doing the attempt again, which the agents downstream absorb; the reverse order could lose
 the cycle.
 Concurrent actors of one worker may hold two copies of one attempt at once, so attempts in
-progress are tracked in memory as well.
+progress are tracked in memory as well (`_underway`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
+from aimesh.agents._underway import Underway
 from aimesh.app import app, settings
 from aimesh.stream.commit_barrier import commit_barrier
 from aimesh.stream.durable_table import DurableTable
@@ -29,10 +30,10 @@ class Ledger:
         self.table = cast(
             DurableTable, app.Table(name, default=int, partitions=settings.partitions)
         )
-        self._in_progress: set[tuple[str, int]] = set()
+        self._underway = Underway()
 
     def done(self, cycle_id: str, attempt: int) -> bool:
-        return self.table[cycle_id] >= attempt or (cycle_id, attempt) in self._in_progress
+        return self.table[cycle_id] >= attempt or (cycle_id, attempt) in self._underway
 
     async def once(
         self,
@@ -47,13 +48,10 @@ class Ledger:
         if self.done(cycle_id, attempt):
             await log_event(agent, f"skipped redelivered attempt {attempt}", cycle_id=cycle_id)
             return None
-        self._in_progress.add((cycle_id, attempt))
-        try:
+        with self._underway.holding(cycle_id, attempt):
             output = await prepare()
             async with commit_barrier.section():
                 await deliver(output)
                 self.table[cycle_id] = attempt
                 await self.table.written()
             return output
-        finally:
-            self._in_progress.discard((cycle_id, attempt))

@@ -12,7 +12,7 @@ transaction, so a decided attempt is only skipped: sending again would commit a 
 
 The agent judges as many solutions at once as it has fork servers. Two copies of one attempt can
 then arrive together (a producer's retry), before either is recorded: the attempts being judged
-are kept in memory too, and a copy of one of them is skipped.
+are kept in memory too (`_underway`, as the Ledger keeps them), and a copy of one is skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from faust import StreamT
 
 from aimesh import services
 from aimesh.agents._guard import handle
+from aimesh.agents._underway import Underway
 from aimesh.app import app, settings
 from aimesh.cycle import steps
 from aimesh.cycle.records import Solution, Task, Verdict
@@ -32,7 +33,7 @@ from aimesh.stream.telemetry import event, log_event, metric
 from aimesh.topics import failed_topic, solutions_topic, tasks_topic, verified_topic
 
 AGENT = "sandbox"
-_judging: set[tuple[str, int]] = set()
+_judging = Underway()
 
 retry_budget = cast(
     DurableTable, app.Table("retry_budget", default=dict, partitions=settings.partitions)
@@ -82,11 +83,8 @@ async def on_solution(solution: Solution) -> None:
     state = retry_budget[solution.cycle_id]
     last = state.get("last_attempt", 0)
     if solution.attempt > last and not state.get("outcome") and attempt not in _judging:
-        _judging.add(attempt)
-        try:
+        with _judging.holding(*attempt):
             await judge(solution)
-        finally:
-            _judging.discard(attempt)
         return
     if solution.attempt == last and not settings.exactly_once:
         await _send(solution.cycle_id, state)
