@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from aimesh.cycle.records import TELEMETRY_TYPES, Telemetry
+from aimesh.cycle.records import Telemetry
 
 log = logging.getLogger(__name__)
 FIELDS = tuple(Telemetry._options.fields)
@@ -32,17 +32,16 @@ a fetch answered at every record cost the embedded broker more CPU than the work
 
 
 def decoded(raw: bytes) -> dict[str, Any] | None:
-    """A telemetry record as the views show it, or None for anything that is not one."""
+    """A telemetry record as the views show it, or None for anything that is not one: every
+    field present, and no problem by the record's own checks (`Telemetry.problems`)."""
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(data, dict) or not set(FIELDS) <= data.keys():
         return None
-    record = {name: data[name] for name in FIELDS}
-    if not isinstance(record["agent"], str) or record["type"] not in TELEMETRY_TYPES:
-        return None
-    return record
+    record = Telemetry(**{name: data[name] for name in FIELDS})
+    return None if record.problems() else record.asdict()
 
 
 def _timestamp(record: dict[str, Any]) -> float:
