@@ -98,7 +98,7 @@ class TokenSampler:
         array = lib.llama_token_data_array(data, self._n_vocab, -1, False)
         lib.llama_sampler_apply(self._grammar, ctypes.byref(array))
         lib.llama_sampler_apply(self._chain, ctypes.byref(array))
-        return int(data[array.selected].id)
+        return int(array.data[array.selected].id)  # a sampler may have moved the entries
 
     def close(self) -> None:
         for sampler in (self._chain, self._grammar):
