@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from aimesh.app import settings
+from mode import Service
+
+from aimesh.app import app, settings
 from aimesh.archive import CycleArchive
 from aimesh.llm.client import LLM
 from aimesh.memory import MemorySkill, open_memory
@@ -64,3 +66,12 @@ def sandbox_pool() -> ServerPool:
 def archive() -> CycleArchive:
     """The CSV archive: the Persistence agent writes it, the web views read it."""
     return CycleArchive(settings.tables_dir)
+
+
+@app.service
+class EngineCloser(Service):
+    """Closes the LLM client's pooled connections when the worker stops, if it was built."""
+
+    async def on_stop(self) -> None:
+        if llm.cache_info().currsize:
+            await llm().close()

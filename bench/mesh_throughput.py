@@ -27,13 +27,15 @@ import resource
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
 from aimesh.archive import CycleArchive
+from aimesh.cli import worker_event_loop
 from aimesh.cycle.pipeline import Pipeline
 from aimesh.cycle.records import Task, now
 from aimesh.embedded.broker import start_tansu
@@ -50,6 +52,10 @@ TASKS_TOPIC = "ai_topic"
 ALONE = 5  # lone cycles, sent one at a time after the burst
 TARGET_ALONE_MS = 150.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
+MACHINE = "whole machine"
+"""Every process's CPU in the measured window, sandbox runs included (a fork server's children
+are reaped by the fork server, so no per-process figure holds them)."""
 
 
 # ---------------------------------------------------------------- shared: tasks and figures
@@ -115,13 +121,30 @@ def collect(name: str, tables: Path, sent: Sequence[Task], wall_s: float) -> Sid
 
 
 def proc_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its reaped children (sandbox runs), from /proc."""
+    """CPU seconds of a process and its reaped children, from /proc."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return float("nan")
     fields = text.rsplit(")", 1)[1].split()
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK  # utime stime cutime cstime
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine spent busy so far (user, nice, system, irq, softirq):
+    the broker, the worker, the sandbox runs and the bench alike, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
+def run_like_a_worker(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on the event loop `aimesh worker` runs on, so both sides pay for the same loop."""
+    if worker_event_loop() == "uvloop":
+        import uvloop
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def own_cpu_s() -> tuple[float, float]:
@@ -168,18 +191,22 @@ async def _inprocess(
     try:
         for task in warmup:
             await cycles.cycle(stamped(task))
-        cpu0, kids0 = own_cpu_s()
+        (cpu0, _), machine0 = own_cpu_s(), machine_busy_s()
         started = time.perf_counter()
         arrived = [stamped(task) for task in tasks]  # all arrive at once, as on Kafka
         for task in arrived:
             await cycles.cycle(task)
         wall = time.perf_counter() - started
-        cpu1, kids1 = own_cpu_s()
+        (cpu1, _), machine1 = own_cpu_s(), machine_busy_s()
         for task in alone:  # one at a time, nothing else running
             await cycles.cycle(stamped(task))
     finally:
         await cycles.memory.close()
-    return wall, {"bench process (loop + LLM thread)": cpu1 - cpu0, "sandbox runs": kids1 - kids0}
+        await cycles.llm.close()
+    return wall, {
+        "bench process (loop + LLM thread)": cpu1 - cpu0,
+        MACHINE: machine1 - machine0,
+    }
 
 
 def run_inprocess(
@@ -188,7 +215,7 @@ def run_inprocess(
     """The same N cycles in one asyncio loop, no broker, no Faust; then the lone cycles."""
     settings = Settings.from_env(env)
     tables = settings.tables_dir
-    wall, cpu = asyncio.run(_inprocess(settings, tables, warmup, tasks, alone))
+    wall, cpu = run_like_a_worker(_inprocess(settings, tables, warmup, tasks, alone))
     result = collect("in-process", tables, tasks, wall)
     result.cpu = cpu
     return result, collect("in-process", tables, alone, 0.0)
@@ -255,18 +282,20 @@ def run_mesh(
     wait_rows(worker, count_rows(path) + len(warmup), stall_s=max(stall_s, 90))
     baseline = count_rows(path)
     assert worker.process is not None
-    worker_cpu0, broker_cpu0, (own0, _) = (
+    worker_cpu0, broker_cpu0, (own0, _), machine0 = (
         proc_cpu_s(worker.process.pid),
         proc_cpu_s(broker_pid),
         own_cpu_s(),
+        machine_busy_s(),
     )
     started = asyncio.run(_burst(url, tasks))
     finished = wait_rows(worker, baseline + len(tasks), stall_s=stall_s)
     result = collect("mesh", worker.tables, tasks, finished - started)
     result.cpu = {
-        "worker (incl. sandbox runs)": proc_cpu_s(worker.process.pid) - worker_cpu0,
+        "worker": proc_cpu_s(worker.process.pid) - worker_cpu0,
         "broker": proc_cpu_s(broker_pid) - broker_cpu0,
         "bench process (LLM thread)": own_cpu_s()[0] - own0,
+        MACHINE: machine_busy_s() - machine0,
     }
     return result
 
@@ -293,6 +322,14 @@ def report(n: int, fix_share: float, results: list[SideResult]) -> None:
         unexpected = {k: v for k, v in result.outcomes.items() if not k.startswith("passed/")}
         if unexpected:
             print(f"{result.name}: unexpected outcomes {unexpected}")
+    cores = os.cpu_count() or 1
+    for r in results:
+        if r.latencies_s and MACHINE in r.cpu:
+            per_cycle = r.cpu[MACHINE] / len(r.latencies_s) * 1000
+            print(
+                f"{r.name}: {per_cycle:.1f} ms of machine CPU per cycle, so at most "
+                f"{cores * 1000 / per_cycle:.0f} cycles/s on {cores} cores"
+            )
     print("latency: created_at at send -> cycle's last verdict/review (cycles.csv); all N sent at")
     print("once on both sides, so it includes queueing; wall: first send -> last cycle row")
     print()

@@ -30,6 +30,7 @@ async def test_an_outage_is_ridden_out_and_reported_with_its_length():
         again = await llm.chat(MESSAGES)
     finally:
         await runner.cleanup()
+        await llm.close()
     assert "return a + b" in answer.text and "return a + b" in again.text
     assert [r[0] for r in reports] == ["unreachable", "recovered"]
     assert 1.5 <= reports[1][1] < 15
@@ -45,4 +46,5 @@ async def test_an_outage_longer_than_the_retry_window_is_an_llm_error():
               on_outage=report)  # fmt: skip
     with pytest.raises(LLMError, match="no LLM answered"):
         await llm.chat(MESSAGES)
+    await llm.close()
     assert reports == ["unreachable"]

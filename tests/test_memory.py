@@ -15,8 +15,10 @@ from testbed.scripted_llm import CHAT_MODEL, EMBED_MODEL
 
 
 @pytest.fixture
-def llm(scripted_llm):
-    return LLM(scripted_llm.host, CHAT_MODEL, EMBED_MODEL)
+async def llm(scripted_llm):
+    client = LLM(scripted_llm.host, CHAT_MODEL, EMBED_MODEL)
+    yield client
+    await client.close()
 
 
 async def test_a_stored_failure_is_found_again_by_a_similar_error(llm, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 from aiokafka.partitioner import murmur2
@@ -31,6 +32,13 @@ def same_partition_as(cycle_id: str, partitions: int = 4) -> str:
 def send(worker: Worker, broker_url: str, task: Task) -> str:
     produce(broker_url, "ai_topic", (json_key(task.cycle_id), task.dumps()))
     return task.cycle_id
+
+
+def test_the_worker_runs_on_uvloop(worker):
+    """`aimesh worker` asks Faust for uvloop (a dependency on Linux): its library is mapped."""
+    assert worker.process is not None
+    maps = Path(f"/proc/{worker.process.pid}/maps").read_text()
+    assert "/uvloop/loop." in maps
 
 
 def test_a_passing_cycle_is_archived_with_code_verdict_and_review(worker, broker_url):
@@ -175,9 +183,15 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_agents_go_on(worker,
 
 
 def test_telemetry_follows_the_seed_schema(worker, broker_url):
-    worker.wait_cycle(send(worker, broker_url, new_task("[fix]")))
-    records = [v for _, v in read_topic(broker_url, "ai_telemetry")]
-    assert records
+    cycle_id = send(worker, broker_url, new_task("[fix]"))
+    worker.wait_cycle(cycle_id)
+    deadline = time.monotonic() + 15  # the last record follows the archived row
+    while True:
+        records = [v for _, v in read_topic(broker_url, "ai_telemetry")]
+        ours = [r for r in records if r["extra"].get("cycle_id") == cycle_id and r["type"] != "log"]
+        if any(r["message"] == "cycle_archived" for r in ours) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     for record in records:
         assert set(record) == {"agent", "type", "message", "value", "timestamp", "extra"}
         assert record["type"] in ("log", "metric", "event")
@@ -186,7 +200,17 @@ def test_telemetry_follows_the_seed_schema(worker, broker_url):
     assert {"consumer", "sandbox", "reviewer", "persistence"} <= agents
     assert {r["type"] for r in records} == {"log", "metric", "event"}
     names = {r["message"] for r in records}
-    assert {"llm_latency_ms", "completion_tokens", "sandbox_ms", "retry"} <= names
+    assert {"llm_latency_ms", "sandbox_ms", "review_score", "retry", "cycle_archived"} <= names
+    # one record per step: a step's other figures ride in its record's extra
+    first = {(r["agent"], r["message"]): r for r in reversed(ours)}
+    coded = first[("consumer", "llm_latency_ms")]
+    assert coded["value"] > 0 and coded["extra"]["completion_tokens"] > 0
+    assert coded["extra"]["attempt"] == 1 and "memories_recalled" in coded["extra"]
+    assert first[("sandbox", "sandbox_ms")]["extra"]["status"] == "failed"
+    assert first[("reviewer", "review_score")]["extra"]["llm_latency_ms"] > 0
+    assert first[("persistence", "cycle_archived")]["extra"] == {
+        "cycle_id": cycle_id, "outcome": "passed", "attempts": 2,
+    }  # fmt: skip
 
 
 def telemetry(web_: str, **params: object) -> list[dict]:

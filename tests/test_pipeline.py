@@ -54,6 +54,7 @@ async def test_a_cycle_fixes_its_code_and_is_archived(
         assert (await cycles.memory.count())[FAILURE] == 1  # the failure was remembered
     finally:
         await cycles.memory.close()
+        await cycles.llm.close()
 
 
 async def test_a_cycle_gives_up_when_its_fixes_are_spent(
@@ -65,3 +66,4 @@ async def test_a_cycle_gives_up_when_its_fixes_are_spent(
         assert cycles.archive.attempts.read()["status"].tolist() == ["failed", "failed"]
     finally:
         await cycles.memory.close()
+        await cycles.llm.close()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from aimesh.archive import CycleArchive
-from aimesh.cli import with_embedded_fix_model
+from aimesh.cli import _worker_command, with_embedded_fix_model
 from aimesh.embedded.processes import free_port, wait_until
 from testbed.mesh import worker_env
 from tests.conftest import processes_with
@@ -180,3 +180,11 @@ def test_on_the_embedded_server_fixes_go_to_the_larger_model_unless_told_otherwi
     assert with_embedded_fix_model(chosen)["AIMESH_FIX_MODEL"] == ""
     other_chat = {"AIMESH_CHAT_MODEL": "smollm2:135m"}
     assert "AIMESH_FIX_MODEL" not in with_embedded_fix_model(other_chat)
+
+
+def test_the_worker_runs_on_uvloop_unless_a_loop_is_named(monkeypatch):
+    for name in ("FAUST_LOOP", "F_LOOP"):
+        monkeypatch.delenv(name, raising=False)
+    assert _worker_command()[3:5] == ["-L", "uvloop"]
+    monkeypatch.setenv("F_LOOP", "aio")
+    assert _worker_command()[3:5] == ["-L", "aio"]

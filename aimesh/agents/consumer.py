@@ -23,8 +23,6 @@ async def solve(task: Task) -> Solution:
     recalled = await steps.recall(services.memory(), task, settings.memory_k)
     if recalled.error:
         await event(AGENT, "memory_unavailable", cycle_id=task.cycle_id, error=recalled.error)
-    elif recalled.memories:
-        await metric(AGENT, "memories_recalled", len(recalled.memories), cycle_id=task.cycle_id)
     return await steps.solve(services.llm(), task, recalled.memories, settings.fix_model)
 
 
@@ -33,14 +31,17 @@ async def deliver(solution: Solution) -> None:
 
 
 async def report(solution: Solution) -> None:
-    cycle_id = solution.cycle_id
+    """One record per attempt (see aimesh.stream.telemetry): the call's latency with its figures,
+    and an event when the model gave no usable code."""
+    cycle_id, attempt, recalled = solution.cycle_id, solution.attempt, len(solution.memories)
     if solution.model:
-        await metric(AGENT, "llm_latency_ms", solution.latency_ms, cycle_id=cycle_id)
-        await metric(AGENT, "completion_tokens", solution.completion_tokens, cycle_id=cycle_id)
+        await metric(
+            AGENT, "llm_latency_ms", solution.latency_ms, cycle_id=cycle_id, attempt=attempt,
+            completion_tokens=solution.completion_tokens, memories_recalled=recalled,
+        )  # fmt: skip
     if solution.note:
         kind = "llm_error" if not solution.model else "no_code"
-        await event(AGENT, kind, cycle_id=cycle_id, note=solution.note[:300])
-    await event(AGENT, "solution_sent", cycle_id=cycle_id, attempt=solution.attempt)
+        await event(AGENT, kind, cycle_id=cycle_id, attempt=attempt, note=solution.note[:300])
 
 
 async def on_task(task: Task) -> None:

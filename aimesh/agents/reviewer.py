@@ -38,12 +38,15 @@ async def deliver(review: Review) -> None:
 
 
 async def report(review: Review) -> None:
-    if not review.valid:
-        await event(AGENT, "review_invalid", cycle_id=review.cycle_id, error=review.critique)
+    """The score with the call's latency, or why the review is invalid (one record each)."""
+    cycle_id = review.cycle_id
+    figures: dict[str, Any] = {"attempt": review.attempt}
     if review.model:
-        await metric(AGENT, "llm_latency_ms", review.latency_ms, cycle_id=review.cycle_id)
+        figures["llm_latency_ms"] = review.latency_ms
+    if not review.valid:
+        await event(AGENT, "review_invalid", cycle_id=cycle_id, error=review.critique, **figures)
     if review.score is not None:
-        await metric(AGENT, "review_score", review.score, cycle_id=review.cycle_id)
+        await metric(AGENT, "review_score", review.score, cycle_id=cycle_id, **figures)
 
 
 async def review_once(solution: Solution, passed: bool | None) -> None:

@@ -52,7 +52,6 @@ async def judge(solution: Solution) -> None:
     """Run, decide, record the decision, then send it; memory comes last and may fail alone."""
     cycle_id = solution.cycle_id
     result = await steps.judge(solution, services.limits(), services.sandbox_pool())
-    await metric(AGENT, "sandbox_ms", result.duration_ms, cycle_id=cycle_id)
     decision = steps.decide(result, retry_budget[cycle_id].get("fixes_used", 0), settings.max_fixes)
     fix = steps.fix_task(solution, result) if decision.fix else None
     decided = {
@@ -66,7 +65,10 @@ async def judge(solution: Solution) -> None:
         retry_budget[cycle_id] = decided
         await _send(cycle_id, decided)
         await retry_budget.written()
-    await event(AGENT, "verdict", cycle_id=cycle_id, status=result.status)
+    await metric(
+        AGENT, "sandbox_ms", result.duration_ms, cycle_id=cycle_id, attempt=solution.attempt,
+        status=result.status,
+    )  # fmt: skip
     if fix:
         await event(AGENT, "retry", cycle_id=cycle_id, attempt=fix.attempt)
     else:

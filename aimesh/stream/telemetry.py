@@ -2,6 +2,12 @@
 
 Telemetry must never take an agent down: a failure to publish is logged and forgotten. It is sent
 outside transactions (`plain_send`): it reports on work, it is not the work's output.
+
+One record per step: a measured step is a `metric` whose `extra` carries the step's other figures
+(the Consumer's `llm_latency_ms` holds its tokens and memories recalled, the Sandbox's
+`sandbox_ms` its status), never a record per figure. With a record per figure telemetry was 13.3
+of the 28 Kafka messages of a cycle; folded it is 6, and the mesh under bench/mesh_throughput.py
+ran about a sixth faster (the worker and the broker each handle every message).
 """
 
 from __future__ import annotations
