@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from mode import Service
-
 from aimesh.app import app, settings
 from aimesh.archive import CycleArchive
 from aimesh.llm.client import LLM
@@ -29,7 +27,9 @@ async def _report_outage(state: str, seconds: float, detail: str) -> None:
 
 @lru_cache(maxsize=1)
 def llm() -> LLM:
-    return LLM(
+    """Closed when the worker stops, after its agents and timers (the app's exit stack unwinds
+    last): closing it as a child service could fail a call still under way as an outage."""
+    client = LLM(
         settings.ollama_host,
         settings.chat_model,
         settings.embed_model,
@@ -37,6 +37,8 @@ def llm() -> LLM:
         retry_for=settings.llm_timeout,
         on_outage=_report_outage,
     )
+    app.async_exit_stack.push_async_callback(client.close)
+    return client
 
 
 @lru_cache(maxsize=1)
@@ -66,12 +68,3 @@ def sandbox_pool() -> ServerPool:
 def archive() -> CycleArchive:
     """The CSV archive: the Persistence agent writes it, the web views read it."""
     return CycleArchive(settings.tables_dir)
-
-
-@app.service
-class EngineCloser(Service):
-    """Closes the LLM client's pooled connections when the worker stops, if it was built."""
-
-    async def on_stop(self) -> None:
-        if llm.cache_info().currsize:
-            await llm().close()

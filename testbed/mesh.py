@@ -162,7 +162,10 @@ class Worker:
 
 
 def worker_env(root: Path, broker_url: str, llm_host: str, web_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMESH_")}
+    chosen_loop = ("FAUST_LOOP", "F_LOOP")  # the worker's own choice (uvloop) is under test
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AIMESH_") and k not in chosen_loop
+    }
     env.update(
         AIMESH_BROKER_URL=broker_url,
         OLLAMA_HOST=llm_host,

@@ -189,9 +189,11 @@ def test_telemetry_follows_the_seed_schema(worker, broker_url):
     while True:
         records = [v for _, v in read_topic(broker_url, "ai_telemetry")]
         ours = [r for r in records if r["extra"].get("cycle_id") == cycle_id and r["type"] != "log"]
-        if any(r["message"] == "cycle_archived" for r in ours) or time.monotonic() > deadline:
+        archived = any(r["message"] == "cycle_archived" for r in ours)
+        if archived or time.monotonic() > deadline:
             break
         time.sleep(0.2)
+    assert archived, f"no cycle_archived record for {cycle_id} in 15 s: {ours}"
     for record in records:
         assert set(record) == {"agent", "type", "message", "value", "timestamp", "extra"}
         assert record["type"] in ("log", "metric", "event")

@@ -3,7 +3,9 @@
 The client's HTTP goes through aiohttp (`httpx-aiohttp`'s transport for httpx, which `ollama` is
 built on): with an instant model under `bench/mesh_throughput.py`, a chat call cost the caller
 about 1.4 ms of CPU through httpx's own connection pool and 0.8 ms through aiohttp, and the LLM
-calls were a third of a worker's busy time. Requests, answers and errors are the same.
+calls were a third of a worker's busy time. Requests and answers are the same; a refused
+connection reads `ConnectTimeout` (the transport's name for every failure to connect) and is
+retried as before, and so is a reply aiohttp cannot parse.
 
 The wrapper adds what every agent needs and Ollama's client leaves to callers: a latency and token
 account per call, a bounded retry with backoff while the server is unreachable (reported once when
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 import ollama
 from httpx_aiohttp import AiohttpTransport
@@ -30,6 +33,12 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 """httpx logs every request at INFO: a fifth of a worker's log lines, and about 2% of its time
 under bench/mesh_throughput.py. Failures still reach the log through this client's errors, and
 the status view counts the calls (`LLM.calls`)."""
+
+
+def _session() -> aiohttp.ClientSession:
+    """The connection pool, made on the first call (in the loop that uses it). `trust_env`: the
+    proxy variables apply as they did through httpx, which ignores them beside a transport."""
+    return aiohttp.ClientSession(trust_env=True)
 
 
 class LLMError(RuntimeError):
@@ -76,7 +85,7 @@ class LLM:
         self.on_outage = on_outage
         self._down_since: float | None = None
         self._client = ollama.AsyncClient(
-            host=self.host, timeout=timeout, transport=AiohttpTransport()
+            host=self.host, timeout=timeout, transport=AiohttpTransport(client=_session)
         )
         self.calls: collections.Counter[str] = collections.Counter()
         """Answered calls by kind (`chat`, `embed`), for the status view."""
@@ -129,7 +138,7 @@ class LLM:
                 raise LLMError(
                     f"{kwargs.get('model')}: {exc.error} (HTTP {exc.status_code})"
                 ) from exc
-            except (ConnectionError, httpx.TransportError) as exc:
+            except (ConnectionError, httpx.TransportError, aiohttp.ClientError) as exc:
                 await self._outage_started(exc)
                 if time.monotonic() + delay > deadline:
                     raise LLMError(f"no LLM answered at {self.host}: {exc!r}") from exc
