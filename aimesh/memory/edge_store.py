@@ -6,9 +6,13 @@ learned from (with the own-cycle filter, p50 343 ms at 10,000 memories). Qdrant 
 Qdrant's segment engine natively, with keyword indexes on `cycle_id` and `kind`, and answered
 the same filtered query in milliseconds at 100,000 (bench/memory_bench.py).
 
-The engine is synchronous: each call runs in a thread, so the event loop is not held. It keeps
-a write-ahead log, so a killed worker loses no memory it stored. One process holds the folder at
-a time (workers on one machine need their own AIMESH_DATA_DIR, or a Qdrant server).
+The engine is synchronous and each call runs in a thread, but the binding keeps the GIL while
+it works: the event loop waits for every call. At 100,000 memories a filtered query scans every
+point (no HNSW index: Edge builds one only in `optimize()`), 14-31 ms, and the loop stood still
+21 ms (p50) per query. `optimize()` made the same query 3.6 ms (p95) but held the GIL for its
+whole run, 64 s at 100,000: it cannot run inside a worker. It keeps a write-ahead log, so a
+killed worker loses no memory it stored. One process holds the folder at a time (workers on one
+machine need their own AIMESH_DATA_DIR, or a Qdrant server).
 """
 
 from __future__ import annotations
