@@ -30,9 +30,15 @@ class CycleArchive:
 
     def add(self, state: dict[str, Any], part: str, data: dict[str, Any]) -> Joined:
         """Join one part and write the rows it completes; a duplicate changes nothing. A part
-        that carries its task (a Solution does) is joined without it: the task part has it."""
+        that carries its task (a Solution does) brings the task part with it, so the task
+        needs no part of its own."""
+        task = data.get("task")
         data = {name: value for name, value in data.items() if name != "task"}
-        if not CycleJoin.add(state, part, data["attempt"], data):
+        changed = CycleJoin.add(state, part, data["attempt"], data)
+        if task is not None:
+            task = task.asdict() if hasattr(task, "asdict") else task  # a record, or plain data
+            changed = CycleJoin.add(state, "task", data["attempt"], task) or changed
+        if not changed:
             return Joined(state, changed=False)
         rows = CycleJoin.complete_attempts(state)
         if rows:

@@ -33,14 +33,14 @@ class Pipeline:
     fix_model: str = ""
 
     def _record(self, state: dict[str, Any], part: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Persistence's join: add one part and write whatever rows it completes."""
+        """Persistence's join: add one part and write whatever rows it completes (a solution
+        brings its task)."""
         return self.archive.add(state, part, data).state
 
     async def cycle(self, task: Task) -> str:
         """Take one task to its end, attempts and fixes in order; return the cycle's outcome."""
         state, fixes_used = new_state(), 0
         while True:
-            state = self._record(state, "task", task.asdict())
             recalled = await steps.recall(self.memory, task, self.memory_k)
             solution = await steps.solve(self.llm, task, recalled.memories, self.fix_model)
             state = self._record(state, "solution", solution.asdict())
