@@ -43,7 +43,9 @@ def llm() -> LLM:
 
 @lru_cache(maxsize=1)
 def memory() -> MemorySkill:
-    return open_memory(
+    """Closed when the worker stops, like the LLM client: the embedded engine's process then
+    flushes and lets go of its folder before a restarted worker asks for it."""
+    skill = open_memory(
         llm().embed,
         settings.embed_model,
         url=settings.qdrant_url,
@@ -51,6 +53,8 @@ def memory() -> MemorySkill:
         collection=settings.memory_collection,
         legacy=settings.legacy_memory_path,
     )
+    app.async_exit_stack.push_async_callback(skill.close)
+    return skill
 
 
 @lru_cache(maxsize=1)

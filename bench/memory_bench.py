@@ -9,7 +9,11 @@ per cycle), then timed through `MemorySkill`, the interface the agents call:
 - recall k=3 with no filter,
 - storing one memory (`remember`).
 The embedding is instant (a fixed random vector per text), so only the store is measured.
-Each cell is the median over ROUNDS rounds of its p50 and p95 over QUERIES calls. The baseline
+Each cell is the median over ROUNDS rounds of its p50 and p95 over QUERIES calls. The embedded
+engine indexes in the background: `index s` is how long after loading every memory was in an
+indexed part (the timings follow it). `stall` is the longest the caller's event loop stood still
+during the filtered recalls (a 1 ms ticker beside them), the median over rounds: what every
+other agent in the worker waits while memory answers. The baseline
 at 100k gets fewer calls (it scans every point in Python per query: seconds each) and says so.
 Timings are printed, never asserted. Run from the repo root:
 `python bench/memory_bench.py [--sizes 1000,10000,100000]`.
@@ -46,6 +50,7 @@ BASELINE_QUERIES_AT_100K = 20
 ROUNDS = 3
 BATCH = 1000
 TARGET_MS = 20.0
+OPERATIONS = ("filtered", "unfiltered", "store")
 
 
 def vector_of(text: str) -> list[float]:
@@ -106,6 +111,30 @@ async def latencies_ms(call: Callable[[int], Awaitable[Any]], count: int) -> lis
     return taken
 
 
+async def with_longest_stall_ms(work: Awaitable[list[float]]) -> tuple[list[float], float]:
+    """`work`'s result, and the longest gap between ticks of a 1 ms ticker while it ran."""
+    longest = 0.0
+    running = True
+
+    async def tick() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            longest = max(longest, (now - last) * 1000)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)  # the ticker has started: work that never yields is a stall too
+    try:
+        result = await work
+    finally:
+        running = False
+        await ticker
+    return result, longest
+
+
 def p50_p95(values: Sequence[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 95))
 
@@ -121,6 +150,7 @@ async def measure(memory: MemorySkill, size: int, queries: int) -> dict[str, tup
         await memory.recall(f"IndexError query {i}", 3)
 
     rounds: dict[str, list[tuple[float, float]]] = {"filtered": [], "unfiltered": [], "store": []}
+    stalls = []
     for r in range(ROUNDS):
 
         async def store(i: int, r: int = r) -> None:
@@ -128,7 +158,9 @@ async def measure(memory: MemorySkill, size: int, queries: int) -> dict[str, tup
                 FAILURE, cycle_id=f"new-{r}-{i}", attempt=1, task="t", code="c", error=f"E {i}"
             )
 
-        rounds["filtered"].append(p50_p95(await latencies_ms(filtered, queries)))
+        taken, stall = await with_longest_stall_ms(latencies_ms(filtered, queries))
+        rounds["filtered"].append(p50_p95(taken))
+        stalls.append((stall, stall))
         rounds["unfiltered"].append(p50_p95(await latencies_ms(unfiltered, queries)))
         rounds["store"].append(p50_p95(await latencies_ms(store, queries)))
     return {
@@ -136,7 +168,7 @@ async def measure(memory: MemorySkill, size: int, queries: int) -> dict[str, tup
             statistics.median(p50 for p50, _ in values),
             statistics.median(p95 for _, p95 in values),
         )
-        for name, values in rounds.items()
+        for name, values in {**rounds, "stall": stalls}.items()
     }
 
 
@@ -148,19 +180,26 @@ async def one_size(size: int, root: Path) -> list[str]:
         started = time.perf_counter()
         store = await fill(root / f"{name.replace(' ', '-')}-{size}", points)
         load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        if isinstance(store, EdgeStore):
+            await store.settle()
+        index_s = time.perf_counter() - started
         queries = BASELINE_QUERIES_AT_100K if name == "local mode" and size >= 100_000 else QUERIES
         memory = MemorySkill(store, instant_embed, MODEL)
         try:
-            results[name] = (await measure(memory, size, queries), load_s, queries)
+            results[name] = (await measure(memory, size, queries), load_s, index_s, queries)
         finally:
             await memory.close()
     edge = results["embedded engine"][0]
-    for name, (figures, load_s, queries) in results.items():
-        cells = "".join(f"{figures[op][0]:>16.2f}{figures[op][1]:>16.2f}" for op in figures)
-        lines.append(f"{size:>7} {name:<16}{cells}{load_s:>9.1f}{queries:>6}")
+    for name, (figures, load_s, index_s, queries) in results.items():
+        cells = "".join(f"{figures[op][0]:>16.2f}{figures[op][1]:>16.2f}" for op in OPERATIONS)
+        stall = figures["stall"][0]
+        lines.append(
+            f"{size:>7} {name:<16}{cells}{stall:>9.1f}{load_s:>9.1f}{index_s:>9.1f}{queries:>6}"
+        )
     base = results["local mode"][0]
     ratios = "  ".join(
-        f"{op} p95 {base[op][1] / edge[op][1]:.1f}x" for op in edge if edge[op][1] > 0
+        f"{op} p95 {base[op][1] / edge[op][1]:.1f}x" for op in OPERATIONS if edge[op][1] > 0
     )
     verdict = ""
     if size >= 100_000:
@@ -173,9 +212,9 @@ async def one_size(size: int, root: Path) -> list[str]:
 async def main(sizes: Sequence[int]) -> None:
     print(f"memory: {DIMENSION}-dim vectors, k=3, {ROUNDS} rounds, median of round p50/p95 (ms)")
     print(f"target (embedded engine): filtered recall and store p95 <= {TARGET_MS:.0f} ms at 100k")
-    labels = ("filtered", "unfiltered", "store")
-    ops = "".join(f"{op + ' p50':>16}{op + ' p95':>16}" for op in labels)
-    print(f"{'size':>7} {'store':<16}{ops}{'load s':>9}{'calls':>6}")
+    ops = "".join(f"{op + ' p50':>16}{op + ' p95':>16}" for op in OPERATIONS)
+    columns = f"{'stall':>9}{'load s':>9}{'index s':>9}{'calls':>6}"
+    print(f"{'size':>7} {'store':<16}{ops}{columns}")
     with tempfile.TemporaryDirectory(prefix="aimesh-membench-") as tmp:
         for size in sizes:
             for line in await one_size(size, Path(tmp)):

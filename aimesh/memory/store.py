@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+OWNER_FILE = "aimesh-memory.json"
+"""In an embedded collection's folder: which embedding model, and dimension, filled it."""
 INDEXED = ("cycle_id", "kind")
 """Payload fields every store indexes: recall leaves out one cycle's own memories, counts go by
 kind, and neither may scan every point."""
