@@ -26,15 +26,19 @@ if TYPE_CHECKING:
     from aimesh.archive import CycleArchive
 
 
+LOOP_VARIABLES = ("FAUST_LOOP", "F_LOOP")
+"""Faust's own settings for the event loop; either names the loop a worker runs on."""
+
+
 def worker_event_loop() -> str:
     """The event loop a worker runs on: FAUST_LOOP/F_LOOP when set, else uvloop where installed.
 
     A worker is one event loop, busy with many small messages: under bench/mesh_throughput.py
     uvloop lowered its CPU per cycle and raised cycles/s by about a tenth each.
     """
-    chosen = os.environ.get("FAUST_LOOP") or os.environ.get("F_LOOP")
-    if chosen:
-        return chosen
+    for variable in LOOP_VARIABLES:
+        if os.environ.get(variable):
+            return os.environ[variable]
     return "uvloop" if importlib.util.find_spec("uvloop") is not None else "aio"
 
 

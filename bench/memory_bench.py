@@ -139,8 +139,10 @@ def p50_p95(values: Sequence[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 95))
 
 
-async def measure(memory: MemorySkill, size: int, queries: int) -> dict[str, tuple[float, float]]:
-    """Median over ROUNDS of each operation's (p50, p95) in ms."""
+async def measure(
+    memory: MemorySkill, size: int, queries: int
+) -> tuple[dict[str, tuple[float, float]], float]:
+    """Median over ROUNDS of each operation's (p50, p95) in ms, and of the longest stall."""
     cycles = size // 3
 
     async def filtered(i: int) -> None:
@@ -160,16 +162,17 @@ async def measure(memory: MemorySkill, size: int, queries: int) -> dict[str, tup
 
         taken, stall = await with_longest_stall_ms(latencies_ms(filtered, queries))
         rounds["filtered"].append(p50_p95(taken))
-        stalls.append((stall, stall))
+        stalls.append(stall)
         rounds["unfiltered"].append(p50_p95(await latencies_ms(unfiltered, queries)))
         rounds["store"].append(p50_p95(await latencies_ms(store, queries)))
-    return {
+    figures = {
         name: (
             statistics.median(p50 for p50, _ in values),
             statistics.median(p95 for _, p95 in values),
         )
-        for name, values in {**rounds, "stall": stalls}.items()
+        for name, values in rounds.items()
     }
+    return figures, statistics.median(stalls)
 
 
 async def one_size(size: int, root: Path) -> list[str]:
@@ -187,13 +190,12 @@ async def one_size(size: int, root: Path) -> list[str]:
         queries = BASELINE_QUERIES_AT_100K if name == "local mode" and size >= 100_000 else QUERIES
         memory = MemorySkill(store, instant_embed, MODEL)
         try:
-            results[name] = (await measure(memory, size, queries), load_s, index_s, queries)
+            results[name] = (*await measure(memory, size, queries), load_s, index_s, queries)
         finally:
             await memory.close()
     edge = results["embedded engine"][0]
-    for name, (figures, load_s, index_s, queries) in results.items():
+    for name, (figures, stall, load_s, index_s, queries) in results.items():
         cells = "".join(f"{figures[op][0]:>16.2f}{figures[op][1]:>16.2f}" for op in OPERATIONS)
-        stall = figures["stall"][0]
         lines.append(
             f"{size:>7} {name:<16}{cells}{stall:>9.1f}{load_s:>9.1f}{index_s:>9.1f}{queries:>6}"
         )

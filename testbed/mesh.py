@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from aimesh.archive import CycleArchive
+from aimesh.cli import LOOP_VARIABLES
 from aimesh.embedded.processes import free_port
 from testbed.scripted_llm import CHAT_MODEL, EMBED_MODEL, ScriptedLLM, serve
 
@@ -162,9 +163,10 @@ class Worker:
 
 
 def worker_env(root: Path, broker_url: str, llm_host: str, web_port: int) -> dict[str, str]:
-    chosen_loop = ("FAUST_LOOP", "F_LOOP")  # the worker's own choice (uvloop) is under test
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("AIMESH_") and k not in chosen_loop
+    env = {  # the worker's own loop choice (uvloop) is under test: no FAUST_LOOP/F_LOOP
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AIMESH_") and k not in LOOP_VARIABLES
     }
     env.update(
         AIMESH_BROKER_URL=broker_url,

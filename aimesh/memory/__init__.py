@@ -16,12 +16,17 @@ if TYPE_CHECKING:
     from aimesh.memory.store import MemoryMismatchError
 
 __all__ = ["Memory", "MemoryMismatchError", "MemorySkill", "open_memory"]
-_HOME = {"Memory": "skill", "MemorySkill": "skill", "open_memory": "skill"}
+_HOME = {
+    "Memory": "skill",
+    "MemorySkill": "skill",
+    "open_memory": "skill",
+    "MemoryMismatchError": "store",
+}
 
 
 def __getattr__(name: str) -> Any:
     """Imported on first use, so the engine and builder processes, which import only their own
     modules of this package, do not load qdrant-client and the rest (a second of start-up)."""
-    if name not in __all__:
+    if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME.get(name, 'store')}"), name)
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

@@ -79,10 +79,9 @@ class MemoryServer:
     async def upsert(self, points: list[tuple[str, list[float], dict[str, Any]]]) -> None:
         tiers = self._ready()
         await self._writable.wait()
-        sealed = len(tiers.sealed)
         tiers.upsert(points)
-        if len(tiers.sealed) != sealed:
-            self._sealed.set()
+        if tiers.sealed:
+            self._sealed.set()  # the indexer looks again (a build under way takes it after)
 
     async def nearest(self, vector: list[float], k: int, exclude_cycle: str) -> list[Any]:
         return [(hit.score, hit.payload) for hit in self._ready().nearest(vector, k, exclude_cycle)]

@@ -151,10 +151,10 @@ class EdgeStore:
             return await (await self._running()).call(operation, arguments)
 
     async def prepare(self, dimension: int, model: str) -> None:
-        if self._owner is not None and self._owner != (dimension, model):
-            await self._call("prepare", dimension, model)  # the engine names the mismatch
+        if self._owner == (dimension, model):
+            return
+        await self._call("prepare", dimension, model)  # another model: the engine names it
         if self._owner is None:
-            await self._call("prepare", dimension, model)
             self._owner = (dimension, model)
 
     async def upsert(self, point_id: str, vector: list[float], payload: dict[str, Any]) -> None:

@@ -179,11 +179,12 @@ class Tiers:
 
     def _drop_missing(self) -> None:
         """A listed part or sealed shard whose folder is gone cannot be made again: say so."""
-        for name in [name for name, _ in self.parts] + self.sealed:
-            if not (self.folder / name).is_dir():
-                log.error("memory: %s is missing from %s; its memories are lost", name, self.folder)
-        self.parts = [(n, size) for n, size in self.parts if (self.folder / n).is_dir()]
-        self.sealed = [name for name in self.sealed if (self.folder / name).is_dir()]
+        listed = [name for name, _ in self.parts] + self.sealed
+        missing = {name for name in listed if not (self.folder / name).is_dir()}
+        for name in sorted(missing):
+            log.error("memory: %s is missing from %s; its memories are lost", name, self.folder)
+        self.parts = [(name, size) for name, size in self.parts if name not in missing]
+        self.sealed = [name for name in self.sealed if name not in missing]
 
     def _remove_unlisted(self) -> None:
         listed = set(self.in_service())
@@ -245,10 +246,6 @@ class Tiers:
         request = CountRequest(exact=True, filter=Filter(must=[match("kind", kind)]))
         return sum(self._shards[name].count(request) for name in self.in_service())
 
-    def flush(self) -> None:
-        for shard in self._shards.values():
-            shard.flush()
-
     def close(self) -> None:
         shards, self._shards = self._shards, {}
         for shard in shards.values():
@@ -265,13 +262,12 @@ class Tiers:
         index; None when nothing is sealed (or a build is under way)."""
         if self.build is not None or not self.sealed:
             return None
-        inputs = list(self.sealed)
         total = self._size_of_sealed()
         taken = len(self.parts)
         while taken > 0 and self.parts[taken - 1][1] <= total:
             taken -= 1
             total += self.parts[taken][1]
-        inputs = [name for name, _ in self.parts[taken:]] + inputs
+        inputs = [name for name, _ in self.parts[taken:]] + self.sealed
         self.build = Build(inputs=inputs, output=self._name("part"))
         self._save()  # `next` moved on: a restart never reuses a half-built part's name
         return self.build
